@@ -2,70 +2,492 @@ package stream
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"sync"
 	"time"
+
+	"github.com/streamkit/stream/internal/ring"
 )
 
-// Callback is called once with the outcome of a write (nil on success).
+// Callback receives the outcome of a write or of a sink call: nil on
+// success, else the error.
 type Callback func(err error)
 
-// WriteFunc is the _write analogue: it must call done exactly once, from any
-// goroutine, at any later time (or before it returns).
+// WriteFunc is the sink: the analogue of Node's _write. It receives one
+// chunk and must call done exactly once, with nil or the error, from any
+// goroutine, either before it returns or at any later time. The chunk
+// belongs to the sink until it calls done and must not be used after.
+// The stream makes at most one sink call at a time.
 type WriteFunc func(chunk []byte, done Callback)
 
-// WritevFunc is the _writev analogue.
+// WritevFunc is the vectored sink, the analogue of Node's _writev: it
+// receives every buffered chunk, in order, in one call. The slice and the
+// chunks are valid until done is called.
 type WritevFunc func(chunks [][]byte, done Callback)
 
-// FinalFunc is the _final analogue: it runs before "finish".
+// FinalFunc runs once after End, when every write has completed, before
+// "finish" (Node's _final). An error passed to done destroys the stream
+// instead of finishing it.
 type FinalFunc func(done Callback)
 
-// DestroyFunc is the _destroy analogue: it releases resources; "close" follows done.
+// DestroyFunc releases the sink's resources (Node's _destroy). It runs once
+// per stream, after "finish" or when the stream is destroyed, never while a
+// sink call is in flight. err is the stream's error, nil after a clean
+// finish or Destroy(nil). "close" follows done; an error passed to done
+// becomes the stream's error if it had none.
 type DestroyFunc func(err error, done Callback)
 
-// ConstructFunc is the _construct analogue: writes wait until done.
+// ConstructFunc prepares the sink before any write (Node's _construct). It
+// is called on a goroutine of its own right after NewWritable returns;
+// writes are buffered until it calls done. An error destroys the stream.
 type ConstructFunc func(done Callback)
 
-// Options configures a Writable.
+// Options configures a Writable. The zero value gives a stream with the
+// default high-water mark and no optional hooks.
 type Options struct {
+	// HighWaterMark is the buffered length, in bytes, at which WriteChunk
+	// starts returning false and Write starts blocking. 0 means
+	// DefaultHighWaterMark; a negative value panics. Node's highWaterMark 0
+	// ("every asynchronous write returns false") is written as 1.
 	HighWaterMark int
-	Writev        WritevFunc
-	Final         FinalFunc
-	Destroy       DestroyFunc
-	Construct     ConstructFunc
-	Context       context.Context
-	StallTimeout  time.Duration
+
+	// Writev, if set, receives all buffered chunks in one call whenever two
+	// or more are buffered when the sink becomes free (after Uncork, or
+	// while a write was in flight). A single chunk always goes to the
+	// WriteFunc.
+	Writev WritevFunc
+
+	// Final, if set, runs after End once every write has completed, before
+	// "finish".
+	Final FinalFunc
+
+	// Destroy, if set, runs once when the stream is torn down, after the
+	// sink call in flight (if any) has settled; "close" follows its done.
+	Destroy DestroyFunc
+
+	// Construct, if set, runs before any write reaches the sink.
+	Construct ConstructFunc
+
+	// Context, if set, destroys the stream with context.Cause(Context) when
+	// it is done before the stream closed (Node's signal option). A context
+	// that is already done destroys the stream inside NewWritable.
+	Context context.Context
+
+	// StallTimeout, if positive, bounds every sink call and hook: one that
+	// has not called done after StallTimeout destroys the stream with an
+	// error matching ErrStalled, and its late done is ignored. 0 (the
+	// default) or a negative value disables the check.
+	StallTimeout time.Duration
 }
 
-// DefaultHighWaterMark is the high-water mark used when Options.HighWaterMark is 0.
+// DefaultHighWaterMark is the high-water mark of a stream whose
+// Options.HighWaterMark is 0: 16 KiB, as in Node v20.
 const DefaultHighWaterMark = 16 * 1024
 
-// Writable is a Node-style writable stream.
-type Writable struct{}
+// Writable is a buffered, asynchronous writer in the manner of Node's
+// stream.Writable: writes are accepted into a buffer and handed to a sink
+// one call at a time, with a high-water mark that signals backpressure, and
+// a life cycle that ends in "finish" and "close".
+//
+// A Writable must be created with [NewWritable]; the zero value is not
+// usable. It is safe for concurrent use by any number of goroutines. It must
+// be ended ([Writable.End], [Writable.Close]) or destroyed
+// ([Writable.Destroy]) to release its sink; once [Writable.Done] is closed
+// it holds no goroutine.
+//
+//	w := stream.NewWritable(func(chunk []byte, done stream.Callback) {
+//		_, err := os.Stdout.Write(chunk)
+//		done(err)
+//	}, stream.Options{})
+//	fmt.Fprintln(w, "hello")
+//	if err := w.Close(); err != nil {
+//		log.Fatal(err)
+//	}
+type Writable struct {
+	write     WriteFunc
+	writev    WritevFunc
+	final     FinalFunc
+	destroyFn DestroyFunc
+	construct ConstructFunc
+	hwm       int
+	piece     int // size of the pieces Write and ReadFrom copy into
+	stall     time.Duration
 
-// State is a snapshot of a Writable's internal state.
-type State struct {
-	Length, HighWaterMark, Buffered, Corked, PendingCallbacks      int
-	Writing, NeedDrain, Ending, Ended, Finished, Destroyed, Closed bool
-	Err                                                            error
+	done chan struct{} // closed after the close handlers returned
+
+	// completions are reused round-robin by write, writev and final calls,
+	// so a stale done is recognised for the last len(completions)-1 calls.
+	completions [8]completion
+	hookCall    completion // the Destroy hook's
+	initCall    completion // Construct's
+
+	mu sync.Mutex // guards the fields below
+
+	end      endState
+	teardown teardown
+	err      error // first error, sticky
+
+	length           int              // bytes buffered + in flight
+	buf              ring.Ring[entry] // accepted, waiting for the sink
+	corked           int
+	pendingCallbacks int
+	needDrain        bool          // a write returned false; cleared by "drain"
+	drainCh          chan struct{} // made by Ready while needDrain; closed when it clears
+
+	// call is the sink call in flight (write, writev, final or construct),
+	// nil if none. batch holds the entries of a write or writev call and
+	// chunks the slices handed to Writev; both are reused.
+	call     *completion
+	batch    []entry
+	chunks   [][]byte
+	callSeq  uint64
+	stallFor *completion // the call the stall timer is armed for
+	stallAt  time.Time   // when stallFor stalls
+	timer    *time.Timer
+	stopCtx  func() bool
+
+	events     ring.Ring[event]
+	delivering bool // a goroutine is running deliverLocked
+
+	nextHandlerID uint64
+	onDrain       handlerList[func()]
+	onFinish      handlerList[func()]
+	onClose       handlerList[func()]
+	onError       handlerList[func(error)]
 }
 
-func NewWritable(write WriteFunc, opts Options) *Writable { panic("unimplemented") }
+var (
+	_ io.Writer       = (*Writable)(nil)
+	_ io.StringWriter = (*Writable)(nil)
+	_ io.ReaderFrom   = (*Writable)(nil)
+	_ io.Closer       = (*Writable)(nil)
+)
 
-func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool { panic("unimplemented") }
-func (w *Writable) Write(p []byte) (int, error)               { panic("unimplemented") }
-func (w *Writable) WriteString(s string) (int, error)         { panic("unimplemented") }
-func (w *Writable) ReadFrom(r io.Reader) (int64, error)       { panic("unimplemented") }
-func (w *Writable) End()                                      { panic("unimplemented") }
-func (w *Writable) Close() error                              { panic("unimplemented") }
-func (w *Writable) Destroy(err error)                         { panic("unimplemented") }
-func (w *Writable) Cork()                                     { panic("unimplemented") }
-func (w *Writable) Uncork()                                   { panic("unimplemented") }
-func (w *Writable) Ready() <-chan struct{}                    { panic("unimplemented") }
-func (w *Writable) Done() <-chan struct{}                     { panic("unimplemented") }
-func (w *Writable) Err() error                                { panic("unimplemented") }
-func (w *Writable) State() State                              { panic("unimplemented") }
+// closedChan is returned by Ready when no drain is needed.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
-func (w *Writable) OnDrain(fn func()) (off func())      { panic("unimplemented") }
-func (w *Writable) OnFinish(fn func()) (off func())     { panic("unimplemented") }
-func (w *Writable) OnClose(fn func()) (off func())      { panic("unimplemented") }
-func (w *Writable) OnError(fn func(error)) (off func()) { panic("unimplemented") }
+// NewWritable returns a stream that hands accepted chunks to write, one call
+// at a time, configured by opts. It panics if write is nil or
+// opts.HighWaterMark is negative.
+func NewWritable(write WriteFunc, opts Options) *Writable {
+	if write == nil {
+		panic("stream: NewWritable: nil WriteFunc")
+	}
+	if opts.HighWaterMark < 0 {
+		panic(fmt.Sprintf("stream: NewWritable: negative Options.HighWaterMark %d", opts.HighWaterMark))
+	}
+	hwm := opts.HighWaterMark
+	if hwm == 0 {
+		hwm = DefaultHighWaterMark
+	}
+	w := &Writable{
+		write:     write,
+		writev:    opts.Writev,
+		final:     opts.Final,
+		destroyFn: opts.Destroy,
+		construct: opts.Construct,
+		hwm:       hwm,
+		piece:     pieceSize(hwm),
+		stall:     opts.StallTimeout,
+		done:      make(chan struct{}),
+	}
+	for i := range w.completions {
+		w.completions[i].init(w)
+	}
+	w.hookCall.init(w)
+	w.initCall.init(w)
+	if w.construct != nil {
+		w.call = &w.initCall
+		w.initCall.kind = callConstruct
+	}
+	if ctx := opts.Context; ctx != nil {
+		if ctx.Err() != nil {
+			w.mu.Lock()
+			w.destroyLocked(context.Cause(ctx))
+			w.pumpLocked()
+			w.scheduleLocked()
+			w.mu.Unlock()
+		} else {
+			w.stopCtx = context.AfterFunc(ctx, func() { w.Destroy(context.Cause(ctx)) })
+		}
+	}
+	if w.construct != nil {
+		go w.runConstruct()
+	}
+	return w
+}
+
+// WriteChunk is Node's write(): it accepts chunk and never blocks. The
+// stream takes ownership of chunk until cb runs; the sink receives this very
+// slice, as one chunk. cb, which may be nil, runs once with the outcome of
+// the write, never inside WriteChunk.
+//
+// WriteChunk returns false when the buffered length has reached the
+// high-water mark (or the stream is destroyed): the caller should wait for
+// [Writable.Ready] before writing more. The chunk is accepted either way.
+//
+// After End, cb gets ErrWriteAfterEnd and the stream is destroyed with it;
+// after Destroy, cb gets an error matching ErrDestroyed (and the
+// destroying error, if any).
+func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
+	w.mu.Lock()
+	if err := w.lateErrLocked(); err != nil {
+		w.rejectLocked(err, cb)
+		w.mu.Unlock()
+		return false
+	}
+	w.length += len(chunk)
+	w.pendingCallbacks++
+	w.buf.PushBack(entry{chunk: chunk, cb: cb})
+	w.pumpLocked()
+	ok := w.belowHighWaterLocked()
+	w.scheduleLocked()
+	w.mu.Unlock()
+	return ok
+}
+
+// Write implements io.Writer. It copies p into the stream, in pieces of at
+// most the high-water mark, and blocks while the stream needs drain, so
+// memory stays bounded whatever the size of p. It returns the number of
+// bytes accepted and, if that is less than len(p), the stream's error: see
+// WriteChunk for the errors of late writes. Write never retains p.
+// Consecutive Writes may reach the sink as one chunk.
+func (w *Writable) Write(p []byte) (int, error) {
+	return writeCopy(w, p)
+}
+
+// WriteString implements io.StringWriter like Write, without converting s
+// to a byte slice first.
+func (w *Writable) WriteString(s string) (int, error) {
+	return writeCopy(w, s)
+}
+
+// writeCopy is Write for both byte slices and strings.
+func writeCopy[S []byte | string](w *Writable, p S) (int, error) {
+	n := 0
+	for {
+		w.mu.Lock()
+		if err := w.lateErrLocked(); err != nil {
+			w.rejectLocked(err, nil)
+			w.mu.Unlock()
+			return n, err
+		}
+		if len(p) == 0 {
+			w.mu.Unlock()
+			return n, nil
+		}
+		if w.needDrain {
+			ch := w.readyLocked()
+			w.mu.Unlock()
+			<-ch
+			continue
+		}
+		var k int
+		if tail := w.buf.Back(); tail != nil && tail.room() > 0 {
+			k = min(len(p), tail.room())
+			tail.chunk = append(tail.chunk, p[:k]...)
+		} else {
+			s := getSlab(w.piece)
+			k = copy(s.buf, p)
+			w.pendingCallbacks++
+			w.buf.PushBack(entry{chunk: s.buf[:k], slab: s})
+		}
+		w.length += k
+		w.pumpLocked()
+		w.belowHighWaterLocked()
+		w.scheduleLocked()
+		w.mu.Unlock()
+		n += k
+		p = p[k:]
+	}
+}
+
+// ReadFrom implements io.ReaderFrom: it reads r until EOF into buffers of
+// its own and accepts what it reads, blocking while the stream needs drain.
+// It returns the number of bytes accepted and the first error other than
+// io.EOF, from r or from the stream. It does not end the stream.
+func (w *Writable) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	var s *slab
+	defer func() {
+		if s != nil {
+			putSlab(s)
+		}
+	}()
+	for {
+		if err := w.waitReady(); err != nil {
+			return total, err
+		}
+		if s == nil {
+			s = getSlab(w.piece)
+		}
+		n, rerr := r.Read(s.buf)
+		if n > 0 {
+			kept, err := w.acceptRead(s, n)
+			if kept {
+				s = nil
+			}
+			if err != nil {
+				return total, err
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// waitReady blocks while the stream needs drain and returns the error a
+// write would get now, if any.
+func (w *Writable) waitReady() error {
+	for {
+		w.mu.Lock()
+		if err := w.lateErrLocked(); err != nil {
+			w.rejectLocked(err, nil)
+			w.mu.Unlock()
+			return err
+		}
+		if !w.needDrain {
+			w.mu.Unlock()
+			return nil
+		}
+		ch := w.readyLocked()
+		w.mu.Unlock()
+		<-ch
+	}
+}
+
+// acceptRead accepts the n bytes ReadFrom read into s. A mostly full slab
+// is handed to the stream as it is (kept reports true); a short read is
+// copied into the buffered tail when it fits, so that a reader returning
+// tiny reads cannot pin a slab per read.
+func (w *Writable) acceptRead(s *slab, n int) (kept bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.lateErrLocked(); err != nil {
+		w.rejectLocked(err, nil)
+		return false, err
+	}
+	if tail := w.buf.Back(); tail != nil && tail.room() >= n && 2*n < len(s.buf) {
+		tail.chunk = append(tail.chunk, s.buf[:n]...)
+	} else {
+		w.pendingCallbacks++
+		w.buf.PushBack(entry{chunk: s.buf[:n], slab: s})
+		kept = true
+	}
+	w.length += n
+	w.pumpLocked()
+	w.belowHighWaterLocked()
+	w.scheduleLocked()
+	return kept, nil
+}
+
+// End signals that no more data will be written: it uncorks the stream
+// fully, lets the buffered chunks flush, runs Final, emits "finish" once
+// every write callback has run, then runs the Destroy hook and emits
+// "close". End does not wait; use Close or Done for that. Calling End again
+// is harmless. Writes after End fail with ErrWriteAfterEnd.
+func (w *Writable) End() {
+	w.mu.Lock()
+	w.corked = 0
+	if w.end == open && w.err == nil {
+		w.end = ending
+		w.wakeReadyLocked()
+	}
+	w.pumpLocked()
+	w.scheduleLocked()
+	w.mu.Unlock()
+}
+
+// Close ends the stream and waits until it has closed. It returns nil only
+// if the stream finished: every accepted byte reached the sink, Final and
+// the Destroy hook succeeded. Otherwise it returns the stream's error, or
+// ErrDestroyed if Destroy(nil) cut the stream short. Close is idempotent
+// and safe to call from many goroutines, but must not be called from a
+// callback or event handler of the same stream: it waits for events that
+// run after them.
+func (w *Writable) Close() error {
+	w.End()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.err != nil:
+		return w.err
+	case w.end == finished:
+		return nil
+	default:
+		return ErrDestroyed
+	}
+}
+
+// Destroy tears the stream down without waiting for buffered data: writes
+// still buffered get err (or ErrDestroyed if err is nil) in their callbacks,
+// "finish" will not be emitted, and once the sink call in flight (if any)
+// has settled, the Destroy hook runs, then "error" (if err is not nil) and
+// "close". err becomes the stream's error unless it already had one. Only
+// the first Destroy has an effect. Destroy does not wait; Done is closed
+// after "close".
+func (w *Writable) Destroy(err error) {
+	w.mu.Lock()
+	w.destroyLocked(err)
+	w.pumpLocked()
+	w.scheduleLocked()
+	w.mu.Unlock()
+}
+
+// Ready returns a channel that is closed when the stream can take more
+// writes without exceeding its high-water mark: at once if no drain is
+// needed, else at the next "drain". It is also closed when the stream ends
+// or is destroyed, so a waiter is never stranded; its next write then
+// returns the error. Waiting on Ready after WriteChunk returned false is
+// the Go form of Node's once('drain').
+func (w *Writable) Ready() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.readyLocked()
+}
+
+// Done returns a channel that is closed after "close": the stream has
+// released its sink, every callback has run and the close handlers have
+// returned.
+func (w *Writable) Done() <-chan struct{} { return w.done }
+
+// Err returns the stream's first error: nil if it has none. A Destroy(nil)
+// leaves it nil.
+func (w *Writable) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// State returns a snapshot of the stream's state.
+func (w *Writable) State() State {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	writing := w.call != nil && (w.call.kind == callWrite || w.call.kind == callWritev)
+	return State{
+		Length:           w.length,
+		HighWaterMark:    w.hwm,
+		Buffered:         w.buf.Len(),
+		Corked:           w.corked,
+		PendingCallbacks: w.pendingCallbacks,
+		Writing:          writing,
+		NeedDrain:        w.needDrain && w.end == open && w.teardown == alive,
+		Ending:           w.end >= ending,
+		Ended:            w.end >= ending,
+		Finished:         w.end == finished,
+		Destroyed:        w.teardown >= destroying,
+		Closed:           w.teardown == closed,
+		Err:              w.err,
+	}
+}

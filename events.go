@@ -1,0 +1,231 @@
+package stream
+
+// Events and write callbacks are queued under the stream's lock and delivered
+// in queue order, one at a time, by whichever goroutine holds the delivering
+// flag, never under the lock. A call made by a producer (WriteChunk, End,
+// Destroy, ...) hands delivery to a new goroutine so that nothing it caused
+// runs inside it (Node's process.nextTick rule); a sink completing on its own
+// goroutine delivers what its completion caused itself, before done returns
+// (Node runs those callbacks inside the sink's callback too).
+
+type eventKind uint8
+
+const (
+	// evCallback runs a write callback.
+	evCallback eventKind = iota
+	// evDrain emits "drain", decided when an asynchronous completion brought
+	// Length to zero. Skipped if the stream is ending or destroyed by then.
+	evDrain
+	// evDrainCheck emits "drain" if it is due when delivered: queued ahead
+	// of the callbacks of a completion that happened inside a producer's
+	// call, as Node checks in its deferred after-write tick.
+	evDrainCheck
+	// evFinish emits "finish" unless the stream was destroyed meanwhile,
+	// then destroys the stream, which starts the Destroy hook.
+	evFinish
+	// evError runs the error handlers with the stream's error.
+	evError
+	// evClose runs the close handlers, then closes Done().
+	evClose
+)
+
+type event struct {
+	kind eventKind
+	// counted marks the callback of an accepted write, which
+	// PendingCallbacks counts until it runs. Late writes are not counted.
+	counted bool
+	cb      Callback
+	err     error
+}
+
+type handler[F any] struct {
+	id uint64
+	fn F
+}
+
+// handlerList is copied on write: delivery iterates over the slice it read
+// under the lock, so handlers added or removed meanwhile take effect from
+// the next event on.
+type handlerList[F any] []handler[F]
+
+func (l handlerList[F]) with(id uint64, fn F) handlerList[F] {
+	return append(l[:len(l):len(l)], handler[F]{id, fn})
+}
+
+func (l handlerList[F]) without(id uint64) handlerList[F] {
+	for i, h := range l {
+		if h.id == id {
+			out := make(handlerList[F], 0, len(l)-1)
+			out = append(out, l[:i]...)
+			return append(out, l[i+1:]...)
+		}
+	}
+	return l
+}
+
+// OnDrain registers fn to run at each "drain": after a write returned false,
+// once the buffered length has fallen to zero. It returns a function that
+// unregisters fn. Handlers of an event run in registration order, one at a
+// time, on a goroutine that holds no lock; see the package documentation
+// for what a handler may call.
+func (w *Writable) OnDrain(fn func()) (off func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.nextHandlerID++
+	id := w.nextHandlerID
+	w.onDrain = w.onDrain.with(id, fn)
+	return func() {
+		w.mu.Lock()
+		w.onDrain = w.onDrain.without(id)
+		w.mu.Unlock()
+	}
+}
+
+// OnFinish registers fn to run at "finish": after End, once every accepted
+// byte reached the sink, Final succeeded and every write callback ran. It
+// returns a function that unregisters fn.
+func (w *Writable) OnFinish(fn func()) (off func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.nextHandlerID++
+	id := w.nextHandlerID
+	w.onFinish = w.onFinish.with(id, fn)
+	return func() {
+		w.mu.Lock()
+		w.onFinish = w.onFinish.without(id)
+		w.mu.Unlock()
+	}
+}
+
+// OnClose registers fn to run at "close", the last event of a stream: after
+// the Destroy hook called done, and after every callback of a write accepted
+// before it. It returns a function that unregisters fn. Done is closed once
+// the close handlers have returned.
+func (w *Writable) OnClose(fn func()) (off func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.nextHandlerID++
+	id := w.nextHandlerID
+	w.onClose = w.onClose.with(id, fn)
+	return func() {
+		w.mu.Lock()
+		w.onClose = w.onClose.without(id)
+		w.mu.Unlock()
+	}
+}
+
+// OnError registers fn to run with the stream's error, once, just before
+// "close", if the stream has one. Registering a handler is optional: the
+// error also reaches the write callbacks, [Writable.Err], Write and
+// [Writable.Close]. It returns a function that unregisters fn.
+func (w *Writable) OnError(fn func(error)) (off func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.nextHandlerID++
+	id := w.nextHandlerID
+	w.onError = w.onError.with(id, fn)
+	return func() {
+		w.mu.Lock()
+		w.onError = w.onError.without(id)
+		w.mu.Unlock()
+	}
+}
+
+// queueCallbackLocked queues cb(err) for an accepted write, or, for a nil
+// cb, counts it as run.
+func (w *Writable) queueCallbackLocked(cb Callback, err error) {
+	if cb == nil {
+		w.pendingCallbacks--
+		return
+	}
+	w.events.PushBack(event{kind: evCallback, counted: true, cb: cb, err: err})
+}
+
+// scheduleLocked arranges for queued events to be delivered without running
+// them on the calling goroutine, which is inside a producer's call.
+func (w *Writable) scheduleLocked() {
+	if w.events.Len() > 0 && !w.delivering {
+		w.delivering = true
+		go w.deliverAsync()
+	}
+}
+
+// deliverHereLocked delivers queued events on the calling goroutine, unless
+// another goroutine is delivering already (it will deliver them). For
+// callers outside any producer's call: a sink's done, a timer, the construct
+// goroutine.
+func (w *Writable) deliverHereLocked() {
+	if w.events.Len() > 0 && !w.delivering {
+		w.delivering = true
+		w.deliverLocked()
+	}
+}
+
+func (w *Writable) deliverAsync() {
+	w.mu.Lock()
+	w.deliverLocked()
+	w.mu.Unlock()
+}
+
+// deliverLocked runs queued events until the queue is empty, unlocking
+// around each callback and handler. The caller set w.delivering; it is
+// cleared on return. mu is held on entry and on return.
+func (w *Writable) deliverLocked() {
+	for {
+		ev, ok := w.events.PopFront()
+		if !ok {
+			w.delivering = false
+			return
+		}
+		switch ev.kind {
+		case evCallback:
+			if ev.counted {
+				w.pendingCallbacks--
+			}
+			w.mu.Unlock()
+			ev.cb(ev.err)
+			w.mu.Lock()
+		case evDrainCheck:
+			if !w.drainDueLocked() {
+				continue
+			}
+			w.clearNeedDrainLocked()
+			w.emitLocked(w.onDrain)
+		case evDrain:
+			if w.end != open || w.teardown != alive {
+				continue
+			}
+			w.emitLocked(w.onDrain)
+		case evFinish:
+			if w.teardown != alive {
+				continue // a Destroy before "finish" cancels it
+			}
+			w.end = finished
+			w.emitLocked(w.onFinish)
+			w.destroyLocked(nil)
+			w.pumpLocked()
+		case evError:
+			hs := w.onError
+			w.mu.Unlock()
+			for _, h := range hs {
+				h.fn(ev.err)
+			}
+			w.mu.Lock()
+		case evClose:
+			w.emitLocked(w.onClose)
+			close(w.done)
+		}
+	}
+}
+
+// emitLocked runs the handlers of an event without the lock held.
+func (w *Writable) emitLocked(hs handlerList[func()]) {
+	if len(hs) == 0 {
+		return
+	}
+	w.mu.Unlock()
+	for _, h := range hs {
+		h.fn()
+	}
+	w.mu.Lock()
+}

@@ -1,0 +1,78 @@
+package ring
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRingFIFOAcrossGrowthAndWrap(t *testing.T) {
+	var r Ring[int]
+	next, want := 0, 0
+	// Interleave pushes and pops so the contents wrap around the end of the
+	// backing slice before and after each growth.
+	for round := 1; round <= 200; round++ {
+		for i := 0; i < round%7+round/20; i++ {
+			r.PushBack(next)
+			next++
+		}
+		for i := 0; i < round%5 && r.Len() > 0; i++ {
+			v, ok := r.PopFront()
+			require.True(t, ok, "pop from a non-empty ring")
+			require.Equal(t, want, v, "elements come out in push order")
+			want++
+		}
+	}
+	for r.Len() > 0 {
+		assert.Equal(t, want, *r.Front(), "Front is the next element to pop")
+		assert.Equal(t, next-1, *r.Back(), "Back is the last element pushed")
+		v, _ := r.PopFront()
+		require.Equal(t, want, v, "elements come out in push order")
+		want++
+	}
+	assert.Equal(t, next, want, "every pushed element was popped")
+	_, ok := r.PopFront()
+	assert.False(t, ok, "pop from an empty ring")
+	assert.Nil(t, r.Front(), "Front of an empty ring")
+	assert.Nil(t, r.Back(), "Back of an empty ring")
+}
+
+func TestRingAt(t *testing.T) {
+	var r Ring[string]
+	for _, s := range []string{"a", "b", "c"} {
+		r.PushBack(s)
+	}
+	r.PopFront()
+	r.PushBack("d")
+	assert.Equal(t, "b", *r.At(0), "At(0) is the front")
+	assert.Equal(t, "d", *r.At(2), "At(Len-1) is the back")
+	assert.Panics(t, func() { r.At(3) }, "At beyond Len panics")
+}
+
+func TestRingPopClearsSlot(t *testing.T) {
+	var r Ring[*int]
+	x := 1
+	r.PushBack(&x)
+	r.PopFront()
+	assert.Nil(t, r.buf[0], "a popped slot no longer references its element")
+}
+
+func TestRingSteadyStateAllocatesNothing(t *testing.T) {
+	var r Ring[int]
+	for i := 0; i < 64; i++ {
+		r.PushBack(i)
+	}
+	for r.Len() > 0 {
+		r.PopFront()
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		for i := 0; i < 64; i++ {
+			r.PushBack(i)
+		}
+		for r.Len() > 0 {
+			r.PopFront()
+		}
+	})
+	assert.Zero(t, allocs, "push/pop within the grown capacity allocates")
+}

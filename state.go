@@ -1,0 +1,527 @@
+package stream
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// State is a snapshot of a Writable's internal state, the analogue of Node's
+// _writableState and writable* getters. It is taken under the stream's lock,
+// so its fields are consistent with each other, but the stream may have moved
+// on by the time the caller reads them.
+type State struct {
+	// Length is the number of bytes accepted and not yet completed by the
+	// sink: buffered plus in flight (Node's writableLength).
+	Length int
+	// HighWaterMark is the stream's high-water mark in bytes.
+	HighWaterMark int
+	// Buffered is the number of chunks waiting for the sink, not counting
+	// the ones in flight (Node's bufferedRequestCount).
+	Buffered int
+	// Corked is the Cork nesting depth (Node's writableCorked).
+	Corked int
+	// PendingCallbacks counts accepted writes whose callback, nil or not,
+	// has not run yet (Node's pendingcb).
+	PendingCallbacks int
+
+	// Writing reports whether a write or writev sink call is in flight.
+	// It is false while Final runs.
+	Writing bool
+	// NeedDrain reports whether a write returned false and "drain" has not
+	// fired yet; it reads false once the stream is ending or destroyed
+	// (Node's writableNeedDrain).
+	NeedDrain bool
+	// Ending and Ended report whether End has been called (Node's ending and
+	// writableEnded); End on a stream that already has an error sets neither.
+	Ending, Ended bool
+	// Finished reports whether "finish" has been emitted.
+	Finished bool
+	// Destroyed reports whether the stream was destroyed: by Destroy, by an
+	// error, or after "finish".
+	Destroyed bool
+	// Closed reports whether the Destroy hook has called done; "close"
+	// follows.
+	Closed bool
+	// Err is the stream's first error, as returned by [Writable.Err].
+	Err error
+}
+
+// endState is where a stream is on its way to "finish". It only moves
+// forward.
+type endState uint8
+
+const (
+	// open: the stream accepts writes. End moves it to ending, unless the
+	// stream already has an error.
+	open endState = iota
+	// ending: End was called. Buffered chunks still flush; once the last
+	// write completed, Final (if any) starts and the state moves to
+	// finalizing, else straight to finishing.
+	ending
+	// finalizing: Final is in flight. Its success moves to finishing; its
+	// error destroys the stream.
+	finalizing
+	// finishing: "finish" is queued behind every pending callback. A Destroy
+	// before it is delivered cancels it.
+	finishing
+	// finished: "finish" was delivered. The stream then destroys itself.
+	finished
+)
+
+var endStateNames = [...]string{"open", "ending", "finalizing", "finishing", "finished"}
+
+func (s endState) String() string {
+	if int(s) < len(endStateNames) {
+		return endStateNames[s]
+	}
+	return fmt.Sprintf("endState(%d)", s)
+}
+
+// teardown is where a stream is on its way to "close". It only moves
+// forward, independently of endState.
+type teardown uint8
+
+const (
+	// alive: not destroyed. Destroy, a sink error, ctx, or the delivery of
+	// "finish" move it to destroying.
+	alive teardown = iota
+	// destroying: destroyed, waiting for the sink call in flight (write,
+	// writev, final or construct) to settle. Once nothing is in flight the
+	// buffered callbacks are failed, the Destroy hook starts and the state
+	// moves to closing.
+	destroying
+	// closing: the Destroy hook is running. Its done moves to closed and
+	// queues "error" (if the stream has an error) and "close".
+	closing
+	// closed: the hook called done. Done() closes once "close" was
+	// delivered.
+	closed
+)
+
+var teardownNames = [...]string{"alive", "destroying", "closing", "closed"}
+
+func (s teardown) String() string {
+	if int(s) < len(teardownNames) {
+		return teardownNames[s]
+	}
+	return fmt.Sprintf("teardown(%d)", s)
+}
+
+// callKind is the kind of a sink call.
+type callKind uint8
+
+const (
+	callWrite callKind = iota
+	callWritev
+	callFinal
+	callConstruct
+	callDestroy
+)
+
+var callKindNames = [...]string{"write", "writev", "final", "construct", "destroy"}
+
+func (k callKind) String() string {
+	if int(k) < len(callKindNames) {
+		return callKindNames[k]
+	}
+	return fmt.Sprintf("callKind(%d)", k)
+}
+
+// Phases of a completion. A sink call starts inCall; done moves it to
+// syncDone if the sink function has not returned yet, and the dispatching
+// goroutine completes the call after the return. If the function returns
+// first, the dispatcher moves it to awaiting and done completes the call
+// itself. Either way it ends idle, or abandoned when the stall timer gave
+// up on it.
+const (
+	phaseIdle uint32 = iota
+	phaseInCall
+	phaseSyncDone
+	phaseAwaiting
+	phaseAbandoned
+)
+
+// completion is the done callback of one sink call. It is reused from call
+// to call so that handing done to the sink allocates nothing.
+type completion struct {
+	w     *Writable
+	fn    Callback // c.complete, bound once
+	phase atomic.Uint32
+	kind  callKind // guarded by w.mu
+	err   error    // guarded by w.mu; the result of a syncDone call
+}
+
+func (c *completion) init(w *Writable) {
+	c.w = w
+	c.fn = c.complete
+}
+
+// complete is the done callback handed to the sink.
+func (c *completion) complete(err error) {
+	// Fast path: a successful completion before the sink function returned
+	// needs no lock; the dispatcher finishes the job.
+	if err == nil && c.phase.CompareAndSwap(phaseInCall, phaseSyncDone) {
+		return
+	}
+	w := c.w
+	w.mu.Lock()
+	switch c.phase.Load() {
+	case phaseInCall:
+		c.err = err
+		if c.phase.CompareAndSwap(phaseInCall, phaseSyncDone) {
+			w.mu.Unlock()
+			return
+		}
+		// The sink function returned meanwhile: complete here.
+		fallthrough
+	case phaseAwaiting:
+		c.phase.Store(phaseIdle)
+		w.settleLocked(c, err, false)
+		w.pumpLocked()
+		w.deliverHereLocked()
+	case phaseAbandoned:
+		// The stall timer gave up on this call; its result no longer counts.
+	default:
+		// Nothing in flight for this completion: done called twice, or late.
+		// The first call counted; this one is an error of the sink.
+		if c.kind != callDestroy {
+			w.destroyLocked(fmt.Errorf("%w (%v)", ErrMultipleCallback, c.kind))
+			w.pumpLocked()
+			w.scheduleLocked()
+		}
+	}
+	w.mu.Unlock()
+}
+
+// pumpLocked starts the next sink call whenever one can start, and settles
+// calls whose done ran before the sink function returned, in a loop, so a
+// synchronous sink flushes any number of buffered chunks in constant stack.
+// It returns when nothing can start or a call is pending asynchronously.
+// mu is held on entry and on return, but released around each sink call.
+func (w *Writable) pumpLocked() {
+	for {
+		c, chunk := w.startLocked()
+		if c == nil {
+			return
+		}
+		kind, chunks, err := c.kind, w.chunks, w.err
+		w.mu.Unlock()
+		switch kind {
+		case callWrite:
+			w.write(chunk, c.fn)
+		case callWritev:
+			w.writev(chunks, c.fn)
+		case callFinal:
+			w.final(c.fn)
+		case callDestroy:
+			w.destroyFn(err, c.fn)
+		}
+		if c.phase.CompareAndSwap(phaseInCall, phaseAwaiting) {
+			w.mu.Lock()
+			return
+		}
+		w.mu.Lock()
+		if c.phase.Load() == phaseSyncDone {
+			c.phase.Store(phaseIdle)
+			w.settleLocked(c, c.err, true)
+		}
+	}
+}
+
+// startLocked picks the next sink call, if one can start now, and marks it
+// in flight. For a write it also returns the chunk.
+func (w *Writable) startLocked() (*completion, []byte) {
+	if w.call != nil || w.teardown >= closing {
+		return nil, nil
+	}
+	if w.teardown == destroying {
+		return w.startDestroyLocked(), nil
+	}
+	var kind callKind
+	var chunk []byte
+	switch n := w.buf.Len(); {
+	case n > 0 && w.corked > 0:
+		return nil, nil
+	case n >= 2 && w.writev != nil:
+		kind = callWritev
+		for w.buf.Len() > 0 {
+			e, _ := w.buf.PopFront()
+			w.batch = append(w.batch, e)
+			w.chunks = append(w.chunks, e.chunk)
+		}
+	case n > 0:
+		kind = callWrite
+		e, _ := w.buf.PopFront()
+		w.batch = append(w.batch, e)
+		chunk = e.chunk
+	case w.end == ending:
+		if w.final == nil {
+			w.end = finishing
+			w.events.PushBack(event{kind: evFinish})
+			return nil, nil
+		}
+		kind = callFinal
+		w.end = finalizing
+	default:
+		return nil, nil
+	}
+	w.callSeq++
+	c := &w.completions[w.callSeq%uint64(len(w.completions))]
+	c.kind = kind
+	w.beginLocked(c)
+	return c, chunk
+}
+
+// beginLocked marks c as the call in flight and arms the stall timer.
+func (w *Writable) beginLocked(c *completion) {
+	c.err = nil
+	c.phase.Store(phaseInCall)
+	if c.kind != callDestroy {
+		w.call = c
+	}
+	if w.stall > 0 {
+		w.stallFor = c
+		w.stallAt = time.Now().Add(w.stall)
+		if w.timer == nil {
+			w.timer = time.AfterFunc(w.stall, w.onStall)
+		} else {
+			w.timer.Reset(w.stall)
+		}
+	}
+}
+
+// startDestroyLocked fails the buffered writes and starts the Destroy hook:
+// the stream is destroyed and nothing is in flight any more.
+func (w *Writable) startDestroyLocked() *completion {
+	w.teardown = closing
+	err := w.err
+	if err == nil {
+		err = ErrDestroyed
+	}
+	for w.buf.Len() > 0 {
+		e, _ := w.buf.PopFront()
+		w.length -= len(e.chunk)
+		w.queueCallbackLocked(e.cb, err)
+		e.release()
+	}
+	if w.destroyFn == nil {
+		w.closeLocked(nil)
+		return nil
+	}
+	c := &w.hookCall
+	c.kind = callDestroy
+	w.beginLocked(c)
+	return c
+}
+
+// settleLocked records the outcome of sink call c: it was completed by done
+// (before or after the sink function returned), or given up by the stall
+// timer. sync reports a completion inside the call that dispatched it.
+func (w *Writable) settleLocked(c *completion, err error, sync bool) {
+	if w.stallFor == c {
+		w.stallFor = nil
+		w.timer.Stop()
+	}
+	if c.kind == callDestroy {
+		w.closeLocked(err)
+		return
+	}
+	w.call = nil
+	switch c.kind {
+	case callWrite, callWritev:
+		w.settleWriteLocked(err, sync)
+	case callFinal:
+		if err != nil {
+			w.failLocked(err)
+		} else if w.end == finalizing {
+			w.end = finishing
+			w.events.PushBack(event{kind: evFinish})
+		}
+	case callConstruct:
+		if err != nil {
+			w.failLocked(err)
+		}
+	}
+}
+
+// settleWriteLocked completes the entries of the write or writev call that
+// just settled. "drain" comes before their callbacks: decided now for an
+// asynchronous completion; for one inside a producer's call, checked when
+// the callbacks are delivered, as Node does in its after-write tick.
+func (w *Writable) settleWriteLocked(err error, sync bool) {
+	for i := range w.batch {
+		w.length -= len(w.batch[i].chunk)
+	}
+	if err != nil {
+		w.failLocked(err)
+	} else if w.needDrain {
+		if sync {
+			w.events.PushBack(event{kind: evDrainCheck})
+		} else if w.drainDueLocked() {
+			w.clearNeedDrainLocked()
+			w.events.PushBack(event{kind: evDrain})
+		}
+	}
+	for i := range w.batch {
+		e := &w.batch[i]
+		w.queueCallbackLocked(e.cb, err)
+		e.release()
+		e.cb = nil
+	}
+	w.batch = w.batch[:0]
+	clear(w.chunks)
+	w.chunks = w.chunks[:0]
+}
+
+// failLocked records a sink error: it becomes the stream's error unless it
+// already had one, and destroys the stream. A call failing after a
+// Destroy(nil) still counts.
+func (w *Writable) failLocked(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+	w.destroyLocked(err)
+}
+
+// destroyLocked marks the stream destroyed; the next pump starts the
+// Destroy hook once nothing is in flight. Only the first call counts.
+func (w *Writable) destroyLocked(err error) {
+	if w.teardown != alive {
+		return
+	}
+	w.teardown = destroying
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	w.wakeReadyLocked()
+}
+
+// closeLocked records the Destroy hook's done and queues the last events.
+func (w *Writable) closeLocked(err error) {
+	w.teardown = closed
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	if w.stopCtx != nil {
+		w.stopCtx()
+	}
+	if w.timer != nil {
+		w.timer.Stop()
+		w.stallFor = nil
+	}
+	if w.err != nil {
+		w.events.PushBack(event{kind: evError, err: w.err})
+	}
+	w.events.PushBack(event{kind: evClose})
+}
+
+// lateErrLocked returns the error a write gets now, or nil if the stream
+// accepts writes. As in Node, End takes precedence over Destroy.
+func (w *Writable) lateErrLocked() error {
+	switch {
+	case w.end != open:
+		return ErrWriteAfterEnd
+	case w.teardown == alive:
+		return nil
+	case w.err != nil:
+		return fmt.Errorf("%w: %w", ErrDestroyed, w.err)
+	default:
+		return ErrDestroyed
+	}
+}
+
+// rejectLocked fails a late write: its callback gets err, and a write after
+// End destroys the stream with ErrWriteAfterEnd (Node's errorOrDestroy).
+func (w *Writable) rejectLocked(err error, cb Callback) {
+	if cb != nil {
+		w.events.PushBack(event{kind: evCallback, cb: cb, err: err})
+	}
+	if err == ErrWriteAfterEnd && w.teardown == alive {
+		w.failLocked(err)
+		w.pumpLocked()
+	}
+	w.scheduleLocked()
+}
+
+// belowHighWaterLocked computes WriteChunk's result: whether the buffered
+// length is under the high-water mark (or zero) and the stream alive. A
+// false for length sets needDrain (Node's rule C3).
+func (w *Writable) belowHighWaterLocked() bool {
+	ok := w.length < w.hwm || w.length == 0
+	if !ok {
+		w.needDrain = true
+	}
+	return ok && w.teardown == alive
+}
+
+// drainDueLocked reports whether "drain" is due now (Node's rule D1).
+func (w *Writable) drainDueLocked() bool {
+	return w.needDrain && w.length == 0 && w.end == open && w.teardown == alive
+}
+
+func (w *Writable) clearNeedDrainLocked() {
+	w.needDrain = false
+	w.wakeReadyLocked()
+}
+
+// readyLocked returns Ready's channel: closed unless a drain is needed, in
+// which case one channel per drain episode, made on first demand.
+func (w *Writable) readyLocked() chan struct{} {
+	if !w.needDrain || w.end != open || w.teardown != alive {
+		return closedChan
+	}
+	if w.drainCh == nil {
+		w.drainCh = make(chan struct{})
+	}
+	return w.drainCh
+}
+
+// wakeReadyLocked releases every goroutine waiting on Ready: the drain
+// episode ended, or the stream ended or was destroyed.
+func (w *Writable) wakeReadyLocked() {
+	if w.drainCh != nil {
+		close(w.drainCh)
+		w.drainCh = nil
+	}
+}
+
+// runConstruct calls the Construct hook; NewWritable starts it on a
+// goroutine of its own.
+func (w *Writable) runConstruct() {
+	c := &w.initCall
+	w.mu.Lock()
+	w.beginLocked(c)
+	w.mu.Unlock()
+	w.construct(c.fn)
+	if c.phase.CompareAndSwap(phaseInCall, phaseAwaiting) {
+		return
+	}
+	w.mu.Lock()
+	if c.phase.Load() == phaseSyncDone {
+		c.phase.Store(phaseIdle)
+		w.settleLocked(c, c.err, false)
+		w.pumpLocked()
+	}
+	w.deliverHereLocked()
+	w.mu.Unlock()
+}
+
+// onStall runs when the stall timer fires: the call it was armed for, if
+// still pending, is given up with ErrStalled, which destroys the stream.
+func (w *Writable) onStall() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.stallFor
+	if c == nil || time.Now().Before(w.stallAt) {
+		return // settled meanwhile, or the timer was re-armed for a later call
+	}
+	if !c.phase.CompareAndSwap(phaseInCall, phaseAbandoned) &&
+		!c.phase.CompareAndSwap(phaseAwaiting, phaseAbandoned) {
+		return // done was called; the dispatcher is settling it
+	}
+	err := fmt.Errorf("%w: %v did not call done within %v", ErrStalled, c.kind, w.stall)
+	w.settleLocked(c, err, false)
+	w.pumpLocked()
+	w.deliverHereLocked()
+}
