@@ -395,6 +395,9 @@ func (w *Writable) destroyLocked(err error) {
 		w.err = err
 	}
 	w.wakeReadyLocked()
+	if w.interrupt != nil && w.call != nil {
+		w.interrupt(w.err)
+	}
 }
 
 // closeLocked records the Destroy hook's done and queues the last events.

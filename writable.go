@@ -116,6 +116,12 @@ type Writable struct {
 
 	done chan struct{} // closed after the close handlers returned
 
+	// interrupt, if set (by an adapter, right after NewWritable), is called
+	// once when the stream is destroyed, under the lock, to unblock a sink
+	// call that would otherwise keep the Destroy hook waiting (a write stuck
+	// on a socket, say). It must not block or call into the stream.
+	interrupt func(err error)
+
 	// completions are reused round-robin by write, writev and final calls,
 	// so a stale done is recognised for the last len(completions)-1 calls.
 	completions [8]completion
