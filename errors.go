@@ -31,3 +31,6 @@ var (
 	// ERR_STREAM_PREMATURE_CLOSE).
 	ErrPrematureClose = errors.New("stream: premature close")
 )
+
+// errSinkPanicked destroys a stream whose sink function or hook panicked.
+var errSinkPanicked = errors.New("stream: sink panicked")

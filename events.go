@@ -171,10 +171,23 @@ func (w *Writable) deliverAsync() {
 // around each callback and handler. The caller set w.delivering; it is
 // cleared on return. mu is held on entry and on return.
 func (w *Writable) deliverLocked() {
+	// If a callback or handler panics (or calls runtime.Goexit), hand the
+	// rest of the queue to a new goroutine so that the stream still reaches
+	// "close" if the panic is recovered. User code runs without the lock.
+	returned := false
+	defer func() {
+		if !returned {
+			w.mu.Lock()
+			w.delivering = false
+			w.scheduleLocked()
+			w.mu.Unlock()
+		}
+	}()
 	for {
 		ev, ok := w.events.PopFront()
 		if !ok {
 			w.delivering = false
+			returned = true
 			return
 		}
 		switch ev.kind {

@@ -207,16 +207,7 @@ func (w *Writable) pumpLocked() {
 		}
 		kind, chunks, err := c.kind, w.chunks, w.err
 		w.mu.Unlock()
-		switch kind {
-		case callWrite:
-			w.write(chunk, c.fn)
-		case callWritev:
-			w.writev(chunks, c.fn)
-		case callFinal:
-			w.final(c.fn)
-		case callDestroy:
-			w.destroyFn(err, c.fn)
-		}
+		w.invoke(c, kind, chunk, chunks, err)
 		if c.phase.CompareAndSwap(phaseInCall, phaseAwaiting) {
 			w.mu.Lock()
 			return
@@ -227,6 +218,51 @@ func (w *Writable) pumpLocked() {
 			w.settleLocked(c, c.err, true)
 		}
 	}
+}
+
+// invoke makes sink call c without the lock held. If the sink panics (or
+// calls runtime.Goexit), the call fails with errSinkPanicked, destroying the
+// stream, before the panic goes on up the caller's stack: the stream is
+// never left with a call in flight that nothing will complete.
+func (w *Writable) invoke(c *completion, kind callKind, chunk []byte, chunks [][]byte, err error) {
+	returned := false
+	defer func() {
+		if !returned {
+			w.mu.Lock()
+			w.abandonLocked(c, fmt.Errorf("%w (%v)", errSinkPanicked, kind))
+			w.scheduleLocked()
+			w.mu.Unlock()
+		}
+	}()
+	switch kind {
+	case callWrite:
+		w.write(chunk, c.fn)
+	case callWritev:
+		w.writev(chunks, c.fn)
+	case callFinal:
+		w.final(c.fn)
+	case callDestroy:
+		w.destroyFn(err, c.fn)
+	case callConstruct:
+		w.construct(c.fn)
+	}
+	returned = true
+}
+
+// abandonLocked gives up on sink call c, unless it settled already, with
+// err as its result; its late done will be ignored.
+func (w *Writable) abandonLocked(c *completion, err error) {
+	for {
+		ph := c.phase.Load()
+		if ph != phaseInCall && ph != phaseSyncDone && ph != phaseAwaiting {
+			return // settled already, or abandoned by the stall timer
+		}
+		if c.phase.CompareAndSwap(ph, phaseAbandoned) {
+			break
+		}
+	}
+	w.settleLocked(c, err, false)
+	w.pumpLocked()
 }
 
 // startLocked picks the next sink call, if one can start now, and marks it
@@ -496,7 +532,7 @@ func (w *Writable) runConstruct() {
 	w.mu.Lock()
 	w.beginLocked(c)
 	w.mu.Unlock()
-	w.construct(c.fn)
+	w.invoke(c, callConstruct, nil, nil, nil)
 	if c.phase.CompareAndSwap(phaseInCall, phaseAwaiting) {
 		return
 	}
@@ -519,12 +555,6 @@ func (w *Writable) onStall() {
 	if c == nil || time.Now().Before(w.stallAt) {
 		return // settled meanwhile, or the timer was re-armed for a later call
 	}
-	if !c.phase.CompareAndSwap(phaseInCall, phaseAbandoned) &&
-		!c.phase.CompareAndSwap(phaseAwaiting, phaseAbandoned) {
-		return // done was called; the dispatcher is settling it
-	}
-	err := fmt.Errorf("%w: %v did not call done within %v", ErrStalled, c.kind, w.stall)
-	w.settleLocked(c, err, false)
-	w.pumpLocked()
+	w.abandonLocked(c, fmt.Errorf("%w: %v did not call done within %v", ErrStalled, c.kind, w.stall))
 	w.deliverHereLocked()
 }
