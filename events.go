@@ -27,6 +27,14 @@ const (
 	evError
 	// evClose runs the close handlers, then closes Done().
 	evClose
+	// evFinal starts Final, once every write callback has run.
+	evFinal
+	// evHookBarrier is queued when the stream is destroyed. When delivery
+	// reaches it, every event queued before the destroy has run: the Destroy
+	// hook may start as soon as nothing is in flight. The events behind it
+	// (the callbacks the destroy fails, "error", "close") wait until the
+	// hook has returned.
+	evHookBarrier
 )
 
 type event struct {
@@ -184,12 +192,22 @@ func (w *Writable) deliverLocked() {
 		}
 	}()
 	for {
-		ev, ok := w.events.PopFront()
-		if !ok {
+		next := w.events.Front()
+		if next != nil && next.kind == evHookBarrier {
+			if !w.barrierReached {
+				w.barrierReached = true
+				w.pumpLocked() // starts the hook if nothing is in flight
+			}
+			if w.teardown == destroying || w.hookRunning {
+				next = nil // held until the hook returns; runHook resumes
+			}
+		}
+		if next == nil {
 			w.delivering = false
 			returned = true
 			return
 		}
+		ev, _ := w.events.PopFront()
 		switch ev.kind {
 		case evCallback:
 			if ev.counted {
@@ -216,7 +234,15 @@ func (w *Writable) deliverLocked() {
 			w.end = finished
 			w.emitLocked(w.onFinish)
 			w.destroyLocked(nil)
-			w.pumpLocked()
+		case evFinal:
+			if w.teardown != alive {
+				continue // destroyed before Final could start
+			}
+			c := w.nextCompletionLocked(callFinal)
+			w.beginLocked(c)
+			go w.runHook(c, callFinal, nil)
+		case evHookBarrier:
+			// Passed: the hook has returned.
 		case evError:
 			hs := w.onError
 			w.mu.Unlock()

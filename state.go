@@ -198,7 +198,9 @@ func (c *completion) complete(err error) {
 // calls whose done ran before the sink function returned, in a loop, so a
 // synchronous sink flushes any number of buffered chunks in constant stack.
 // It returns when nothing can start or a call is pending asynchronously.
-// mu is held on entry and on return, but released around each sink call.
+// Writes run on the calling goroutine, the Destroy hook on a goroutine of
+// its own (see runHook). mu is held on entry and on return, but released
+// around each sink call.
 func (w *Writable) pumpLocked() {
 	for {
 		c, chunk := w.startLocked()
@@ -206,6 +208,10 @@ func (w *Writable) pumpLocked() {
 			return
 		}
 		kind, chunks, err := c.kind, w.chunks, w.err
+		if kind == callDestroy {
+			go w.runHook(c, kind, err)
+			return
+		}
 		w.mu.Unlock()
 		w.invoke(c, kind, chunk, chunks, err)
 		if c.phase.CompareAndSwap(phaseInCall, phaseAwaiting) {
@@ -261,6 +267,9 @@ func (w *Writable) abandonLocked(c *completion, err error) {
 			break
 		}
 	}
+	if c.kind == callDestroy {
+		w.hookRunning = false // its goroutine may never return: lift the barrier
+	}
 	w.settleLocked(c, err, false)
 	w.pumpLocked()
 }
@@ -272,6 +281,9 @@ func (w *Writable) startLocked() (*completion, []byte) {
 		return nil, nil
 	}
 	if w.teardown == destroying {
+		if !w.barrierReached {
+			return nil, nil // delivery has not caught up with the destroy yet
+		}
 		return w.startDestroyLocked(), nil
 	}
 	var kind callKind
@@ -292,21 +304,32 @@ func (w *Writable) startLocked() (*completion, []byte) {
 		w.batch = append(w.batch, e)
 		chunk = e.chunk
 	case w.end == ending:
+		// Every write completed. Final, or else "finish", comes next, but
+		// only after the callbacks already queued: the delivery of evFinal
+		// starts Final.
 		if w.final == nil {
 			w.end = finishing
 			w.events.PushBack(event{kind: evFinish})
-			return nil, nil
+		} else {
+			w.end = finalizing
+			w.events.PushBack(event{kind: evFinal})
 		}
-		kind = callFinal
-		w.end = finalizing
+		return nil, nil
 	default:
 		return nil, nil
 	}
+	c := w.nextCompletionLocked(kind)
+	w.beginLocked(c)
+	return c, chunk
+}
+
+// nextCompletionLocked returns the next completion of the ring for a write,
+// writev or final call.
+func (w *Writable) nextCompletionLocked(kind callKind) *completion {
 	w.callSeq++
 	c := &w.completions[w.callSeq%uint64(len(w.completions))]
 	c.kind = kind
-	w.beginLocked(c)
-	return c, chunk
+	return c
 }
 
 // beginLocked marks c as the call in flight and arms the stall timer.
@@ -347,6 +370,7 @@ func (w *Writable) startDestroyLocked() *completion {
 	}
 	c := &w.hookCall
 	c.kind = callDestroy
+	w.hookRunning = true
 	w.beginLocked(c)
 	return c
 }
@@ -430,6 +454,7 @@ func (w *Writable) destroyLocked(err error) {
 	if err != nil && w.err == nil {
 		w.err = err
 	}
+	w.events.PushBack(event{kind: evHookBarrier})
 	w.wakeReadyLocked()
 	if w.interrupt != nil && w.call != nil {
 		w.interrupt(w.err)
@@ -525,19 +550,21 @@ func (w *Writable) wakeReadyLocked() {
 	}
 }
 
-// runConstruct calls the Construct hook; NewWritable starts it on a
-// goroutine of its own.
-func (w *Writable) runConstruct() {
-	c := &w.initCall
+// runHook makes a hook call (Construct, Final or Destroy) on a goroutine
+// of its own. Hooks typically stop or flush a worker goroutine and wait for
+// it; were they called on the goroutine that called done, that worker's
+// own, they would deadlock. Final and the Destroy hook start only once the
+// callbacks queued before them have run, so user code never runs
+// concurrently with the stream's own callbacks and events. The events
+// queued behind the Destroy hook's barrier wait until it has returned;
+// then this goroutine delivers them.
+func (w *Writable) runHook(c *completion, kind callKind, err error) {
+	w.invoke(c, kind, nil, nil, err)
 	w.mu.Lock()
-	w.beginLocked(c)
-	w.mu.Unlock()
-	w.invoke(c, callConstruct, nil, nil, nil)
-	if c.phase.CompareAndSwap(phaseInCall, phaseAwaiting) {
-		return
+	if kind == callDestroy {
+		w.hookRunning = false
 	}
-	w.mu.Lock()
-	if c.phase.Load() == phaseSyncDone {
+	if !c.phase.CompareAndSwap(phaseInCall, phaseAwaiting) && c.phase.Load() == phaseSyncDone {
 		c.phase.Store(phaseIdle)
 		w.settleLocked(c, c.err, false)
 		w.pumpLocked()

@@ -18,7 +18,13 @@ type Callback func(err error)
 // chunk and must call done exactly once, with nil or the error, from any
 // goroutine, either before it returns or at any later time. The chunk
 // belongs to the sink until it calls done and must not be used after.
-// The stream makes at most one sink call at a time.
+//
+// The stream makes at most one sink call at a time. When done is called
+// after the WriteFunc returned, it makes the next sink call (for the next
+// buffered chunk) and runs the finished write's callback before it returns,
+// on the goroutine that called done, as Node does. So a WriteFunc that
+// hands chunks to a worker goroutine, which then calls done, must not wait
+// for that worker: give the channel room for the one call in flight.
 type WriteFunc func(chunk []byte, done Callback)
 
 // WritevFunc is the vectored sink, the analogue of Node's _writev: it
@@ -41,6 +47,9 @@ type DestroyFunc func(err error, done Callback)
 // ConstructFunc prepares the sink before any write (Node's _construct). It
 // is called on a goroutine of its own right after NewWritable returns;
 // writes are buffered until it calls done. An error destroys the stream.
+//
+// Like Final and Destroy, it runs on a goroutine of the library, never on
+// one that called done, so a hook may wait for the sink's own goroutines.
 type ConstructFunc func(done Callback)
 
 // Options configures a Writable. The zero value gives a stream with the
@@ -155,6 +164,11 @@ type Writable struct {
 
 	events     ring.Ring[event]
 	delivering bool // a goroutine is running deliverLocked
+	// barrierReached and hookRunning track the destroy barrier (see
+	// evHookBarrier): delivery has reached it, and the Destroy hook was
+	// started and has not returned yet.
+	barrierReached bool
+	hookRunning    bool
 
 	nextHandlerID uint64
 	onDrain       handlerList[func()]
@@ -210,6 +224,7 @@ func NewWritable(write WriteFunc, opts Options) *Writable {
 	if w.construct != nil {
 		w.call = &w.initCall
 		w.initCall.kind = callConstruct
+		w.beginLocked(&w.initCall) // no other goroutine has w yet
 	}
 	if ctx := opts.Context; ctx != nil {
 		if ctx.Err() != nil {
@@ -223,7 +238,7 @@ func NewWritable(write WriteFunc, opts Options) *Writable {
 		}
 	}
 	if w.construct != nil {
-		go w.runConstruct()
+		go w.runHook(&w.initCall, callConstruct, nil)
 	}
 	return w
 }

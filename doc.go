@@ -1,0 +1,103 @@
+// Package stream brings Node.js's stream.Writable to Go: a buffered,
+// asynchronous writer with a high-water mark and a backpressure signal,
+// cork/uncork batching, vectored flushes, an end → finish → close life
+// cycle, and errors that reach every pending write.
+//
+// A [Writable] accepts writes from any number of goroutines and hands them,
+// in the order it accepted them, to a sink: a [WriteFunc] that receives one
+// chunk at a time and calls done when it is finished with it, at once or
+// later from any goroutine. [FromWriter], [FromWriteCloser] and [OpenFile]
+// make sinks of io.Writers, network connections, HTTP responses and files;
+// [Pipeline] copies io.Readers into a Writable.
+//
+// # Writing
+//
+// [Writable.WriteChunk] is Node's write(): it never blocks, it keeps the
+// caller's slice (one chunk per call, until its callback runs), and its
+// callback runs once with the outcome of the write. [Writable.Write],
+// [Writable.WriteString] and [Writable.ReadFrom] are the io.Writer side:
+// they copy their input into pooled buffers, never retain it, and block
+// while the stream is over its high-water mark, so a single large Write
+// cannot fill memory.
+//
+//	w := stream.NewWritable(sink, stream.Options{})
+//	w.WriteChunk([]byte("hello "), func(err error) { ... })
+//	fmt.Fprintf(w, "%d bytes\n", n)
+//	err := w.Close() // End, then wait for "close"
+//
+// # Backpressure
+//
+// [Writable.State].Length counts the bytes accepted and not yet completed by
+// the sink. Once it reaches the high-water mark ([Options].HighWaterMark,
+// 16 KiB by default) WriteChunk returns false; the chunk is still accepted,
+// but the producer should wait for [Writable.Ready] before writing more.
+// Ready is level-triggered: its channel is closed at the "drain" that
+// follows, or at once when no drain is needed, so checking it after a false
+// return can never miss the wake-up.
+//
+//	for _, chunk := range chunks {
+//		if !w.WriteChunk(chunk, nil) {
+//			<-w.Ready()
+//		}
+//	}
+//
+// # Corking
+//
+// [Writable.Cork] buffers writes even while the sink is idle; the matching
+// [Writable.Uncork] flushes them, all in one [WritevFunc] call when
+// [Options].Writev is set and two or more are buffered. Corks nest; End
+// uncorks fully.
+//
+// # Ending and closing
+//
+// [Writable.End] says no more data will come. The stream flushes what it
+// buffered, runs [Options].Final, emits "finish" once every write callback
+// has run, then runs [Options].Destroy and emits "close". [Writable.Close]
+// ends the stream and waits for "close"; it returns nil only if every
+// accepted byte reached the sink and the hooks succeeded.
+// [Writable.Destroy] tears the stream down at once: buffered writes fail,
+// and the Destroy hook runs as soon as the sink call in flight, if any, has
+// settled (unlike Node, which does not wait for it). [Writable.Done] is
+// closed after "close"; by then every callback has run and no goroutine of
+// the stream is left.
+//
+// # Errors
+//
+// The first error is sticky. A sink error fails the write that saw it,
+// every buffered write, and destroys the stream; [Writable.Err],
+// [Writable.Close], later writes and the "error" handlers all report it,
+// and it matches with [errors.Is]. Registering an "error" handler is
+// optional: no error is ever lost or turned into a panic because nobody
+// listened. A sink that never calls done can be caught with
+// [Options].StallTimeout, which fails the stream with [ErrStalled].
+//
+// # Events and callbacks
+//
+// Write callbacks and the handlers registered with [Writable.OnDrain],
+// [Writable.OnFinish], [Writable.OnError] and [Writable.OnClose] run one at a
+// time per stream, in the order Node runs them, never while the stream's
+// lock is held and never inside the call that caused them (Node's
+// process.nextTick rule). They run on a goroutine of the library, or on the
+// goroutine that called done when the sink completed asynchronously. A
+// handler may call any method that does not wait (WriteChunk, End, Cork,
+// Uncork, Destroy, State, Err, On*); it must not wait on its own stream
+// (Close, Finished, <-Done(), or a Write blocked by backpressure), since
+// what it would wait for runs after it returns.
+//
+// # Pipelines
+//
+// [Pipeline] reads io.Readers in order into a Writable with backpressure,
+// ends it and waits for it to close; on any error, or when its context is
+// done, it destroys the Writable and closes the readers. [Finished] waits
+// for a Writable to close and reports how it ended.
+//
+// # Differences from Node
+//
+// Strings are bytes (no encodings, no object mode); autoDestroy and
+// emitClose are always on; a HighWaterMark of 0 means the default; Write
+// blocks on backpressure while WriteChunk keeps Node's boolean; Destroy
+// waits for the sink call in flight; a Destroy before "finish" always
+// cancels it; a done called twice is caught even when a later write is in
+// flight (for the last seven calls). The README lists every Node method,
+// event and option with its Go counterpart.
+package stream
