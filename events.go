@@ -194,6 +194,10 @@ func (w *Writable) deliverLocked() {
 	for {
 		next := w.events.Front()
 		if next != nil && next.kind == evHookBarrier {
+			if late, ok := w.late.PopFront(); ok {
+				w.runCallbackLocked(late)
+				continue
+			}
 			if !w.barrierReached {
 				w.barrierReached = true
 				w.pumpLocked() // starts the hook if nothing is in flight
@@ -210,12 +214,7 @@ func (w *Writable) deliverLocked() {
 		ev, _ := w.events.PopFront()
 		switch ev.kind {
 		case evCallback:
-			if ev.counted {
-				w.pendingCallbacks--
-			}
-			w.mu.Unlock()
-			ev.cb(ev.err)
-			w.mu.Lock()
+			w.runCallbackLocked(ev)
 		case evDrainCheck:
 			if !w.drainDueLocked() {
 				continue
@@ -242,7 +241,7 @@ func (w *Writable) deliverLocked() {
 			w.beginLocked(c)
 			go w.runHook(c, callFinal, nil)
 		case evHookBarrier:
-			// Passed: the hook has returned.
+			w.barrierPassed = true // the hook has returned
 		case evError:
 			hs := w.onError
 			w.mu.Unlock()
@@ -255,6 +254,16 @@ func (w *Writable) deliverLocked() {
 			close(w.done)
 		}
 	}
+}
+
+// runCallbackLocked runs a write callback without the lock held.
+func (w *Writable) runCallbackLocked(ev event) {
+	if ev.counted {
+		w.pendingCallbacks--
+	}
+	w.mu.Unlock()
+	ev.cb(ev.err)
+	w.mu.Lock()
 }
 
 // emitLocked runs the handlers of an event without the lock held.

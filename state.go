@@ -498,7 +498,13 @@ func (w *Writable) lateErrLocked() error {
 // rejectLocked fails a late write: its callback gets err, and a write after
 // End destroys the stream with ErrWriteAfterEnd (Node's errorOrDestroy).
 func (w *Writable) rejectLocked(err error, cb Callback) {
-	if cb != nil {
+	switch {
+	case cb == nil:
+	case w.teardown != alive && !w.barrierPassed:
+		// Not held behind the destroy barrier: a late write does not wait
+		// for the write in flight (Node calls it back on the next tick).
+		w.late.PushBack(event{kind: evCallback, cb: cb, err: err})
+	default:
 		w.events.PushBack(event{kind: evCallback, cb: cb, err: err})
 	}
 	if err == ErrWriteAfterEnd && w.teardown == alive {

@@ -164,11 +164,15 @@ type Writable struct {
 
 	events     ring.Ring[event]
 	delivering bool // a goroutine is running deliverLocked
-	// barrierReached and hookRunning track the destroy barrier (see
-	// evHookBarrier): delivery has reached it, and the Destroy hook was
-	// started and has not returned yet.
+	// barrierReached, hookRunning and barrierPassed track the destroy
+	// barrier (see evHookBarrier): delivery has reached it; the Destroy hook
+	// was started and has not returned yet; delivery went past it. Until
+	// then, the callbacks of late writes wait in late, which is delivered
+	// at the barrier rather than behind it.
 	barrierReached bool
 	hookRunning    bool
+	barrierPassed  bool
+	late           ring.Ring[event]
 
 	nextHandlerID uint64
 	onDrain       handlerList[func()]
