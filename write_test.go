@@ -143,8 +143,14 @@ func TestChunksArriveInOrder(t *testing.T) {
 	w.End()
 	streamtest.WaitDone(t, w)
 
+	var log []string // without the drains, whose number depends on timing
+	for _, e := range rec.Log() {
+		if e != "drain" {
+			log = append(log, e)
+		}
+	}
 	assert.Equal(t, wantChunks, sink.Log(), "sink calls in write order")
-	assert.Equal(t, append(wantLog, "finish", "close"), rec.Log(), "callbacks in order, then finish and close")
+	assert.Equal(t, append(wantLog, "finish", "close"), log, "callbacks in order, then finish and close")
 }
 
 // DESIGN rule 2 and spec C1: an empty chunk (nil included) still reaches the
