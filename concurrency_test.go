@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,15 +40,18 @@ func waitReady(w *stream.Writable) bool {
 	}
 }
 
-// DESIGN rule 2: WriteChunk from many goroutines: every chunk arrives once,
-// each goroutine's chunks in the order it wrote them, whole (one chunk per
-// WriteChunk, also inside a Writev), and every callback runs once. State
-// and Err may be read meanwhile.
+// DESIGN rules 2, 9: WriteChunk from many goroutines: every chunk arrives
+// once, each goroutine's chunks in the order it wrote them, whole (one chunk
+// per WriteChunk, also inside a Writev), and the callbacks run once each, in
+// the order the chunks reached the sink. State and Err may be read meanwhile.
 func TestConcurrentWriteChunk(t *testing.T) {
 	const goroutines, perGoroutine = 8, 500
 	sink := streamtest.NewSink().SetMode(streamtest.Async, streamtest.Writes...)
 	w, _ := open(t, sink, stream.Options{Writev: sink.Writev})
-	var callbacks atomic.Int64
+	var (
+		mu      sync.Mutex
+		cbOrder []string // chunks, in the order their callbacks ran
+	)
 
 	stop := make(chan struct{})
 	polled := make(chan struct{})
@@ -71,11 +75,14 @@ func TestConcurrentWriteChunk(t *testing.T) {
 	for g := range goroutines {
 		wg.Go(func() {
 			for i := range perGoroutine {
-				w.WriteChunk(chunk(fmt.Sprintf("g%d:%04d;", g, i)), func(err error) {
+				c := fmt.Sprintf("g%d:%04d;", g, i)
+				w.WriteChunk(chunk(c), func(err error) {
 					if err != nil {
-						t.Errorf("callback of g%d:%04d: %v", g, i, err)
+						t.Errorf("callback of %s: %v", c, err)
 					}
-					callbacks.Add(1)
+					mu.Lock()
+					cbOrder = append(cbOrder, c)
+					mu.Unlock()
 				})
 			}
 		})
@@ -86,8 +93,10 @@ func TestConcurrentWriteChunk(t *testing.T) {
 	require.NoError(t, w.Close(), "Close")
 
 	next := make([]int, goroutines)
+	var sinkOrder []string
 	for _, c := range sink.Calls() {
 		for _, ch := range c.Chunks {
+			sinkOrder = append(sinkOrder, string(ch))
 			var g, i int
 			_, err := fmt.Sscanf(string(ch), "g%d:%04d;", &g, &i)
 			require.NoError(t, err, "a chunk is one WriteChunk's chunk: %q", ch)
@@ -99,7 +108,10 @@ func TestConcurrentWriteChunk(t *testing.T) {
 	for g := range goroutines {
 		assert.Equal(t, perGoroutine, next[g], "chunks of goroutine %d", g)
 	}
-	assert.Equal(t, int64(goroutines*perGoroutine), callbacks.Load(), "callbacks")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Len(t, cbOrder, goroutines*perGoroutine, "callbacks")
+	assert.True(t, slices.Equal(sinkOrder, cbOrder), "callbacks run in the order the chunks reached the sink")
 }
 
 // DESIGN rule 3 ("however the goroutines interleave"): producers that wait

@@ -15,14 +15,15 @@ import (
 // DESIGN rule 5 and decisions "Order of the life cycle" (spec G8, G9): a
 // clean end runs every write callback, then "finish" (with Finished set and
 // nothing pending), then the Destroy hook with nil after the finish handlers
-// returned, then "close"; Close returns nil.
+// returned, then "close", then Done is closed; Close returns nil.
 func TestEndLifecycleOrder(t *testing.T) {
 	sink := streamtest.NewSink()
 	w, rec := open(t, sink, stream.Options{Final: sink.Final, Destroy: sink.Destroy})
 	type observed struct {
-		hooks   int // Destroy hook calls seen by the finish handler
-		state   stream.State
-		atClose int // Destroy hook calls seen by the close handler
+		hooks      int // Destroy hook calls seen by the finish handler
+		state      stream.State
+		atClose    int  // Destroy hook calls seen by the close handler
+		doneClosed bool // Done closed when the close handler ran
 	}
 	seen := make(chan observed, 1)
 	var inHandlers observed // written by the handlers only
@@ -32,6 +33,7 @@ func TestEndLifecycleOrder(t *testing.T) {
 	})
 	w.OnClose(func() {
 		inHandlers.atClose = sink.Count(streamtest.Destroy)
+		inHandlers.doneClosed = isClosed(w.Done())
 		seen <- inHandlers
 	})
 
@@ -45,6 +47,7 @@ func TestEndLifecycleOrder(t *testing.T) {
 	assert.Equal(t, []string{"write a", "write b", "final", "destroy <nil>"}, sink.Log(), "sink calls")
 	assert.Equal(t, 0, got.hooks, "Destroy hook calls when the finish handlers ran")
 	assert.Equal(t, 1, got.atClose, "Destroy hook calls when the close handlers ran")
+	assert.False(t, got.doneClosed, "Done closed before the close handlers returned")
 	assert.True(t, got.state.Finished, "Finished in the finish handler")
 	assert.Equal(t, 0, got.state.PendingCallbacks, "PendingCallbacks in the finish handler")
 	assert.NoError(t, w.Close(), "Close after a clean end")

@@ -238,6 +238,30 @@ func TestMultipleCallback(t *testing.T) {
 			},
 			wantLog: []string{"cb a <nil>", "cb b <nil>", "error ErrMultipleCallback", "close"},
 		},
+		{
+			// decisions "Errors": a stale done is caught for the last 7 calls.
+			desc:   "stale done from five writes back",
+			mode:   streamtest.Hold,
+			onCall: func(*streamtest.Call) {},
+			act: func(t *testing.T, w *stream.Writable, sink *streamtest.Sink, rec *streamtest.Recorder) {
+				for _, c := range []string{"a", "b", "c", "d", "e", "f"} {
+					w.WriteChunk(chunk(c), rec.Callback(c))
+				}
+				a := sink.Next(t)
+				a.Done(nil)
+				for range 4 {
+					sink.Next(t).Done(nil)
+				}
+				f := sink.Next(t)
+				require.Equal(t, "write f", f.String(), "sixth sink call")
+				a.Done(nil)
+				f.Done(nil)
+			},
+			wantLog: []string{
+				"cb a <nil>", "cb b <nil>", "cb c <nil>", "cb d <nil>", "cb e <nil>", "cb f <nil>",
+				"error ErrMultipleCallback", "close",
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {

@@ -389,6 +389,19 @@ func TestLateWrites(t *testing.T) {
 	}
 }
 
+// io.Writer: writing nothing accepts nothing and is no error.
+func TestWriteEmpty(t *testing.T) {
+	w, _ := open(t, streamtest.NewSink(), stream.Options{})
+
+	n, err := w.Write(nil)
+	assert.Zero(t, n, "Write(nil) bytes")
+	assert.NoError(t, err, "Write(nil)")
+	n, err = w.WriteString("")
+	assert.Zero(t, n, "WriteString(\"\") bytes")
+	assert.NoError(t, err, "WriteString(\"\")")
+	assert.NoError(t, w.Close(), "Close")
+}
+
 // io.ReaderFrom: ReadFrom returns a read error other than io.EOF, with the
 // bytes read before it.
 func TestReadFromReadError(t *testing.T) {
