@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -209,4 +210,28 @@ func sizeOf(path string) int64 {
 		return -1
 	}
 	return fi.Size()
+}
+
+// allocCounter counts the heap allocations of a whole run (the flush after
+// the last write and the stream's goroutines included) to report
+// allocs/write as a fraction: go test's allocs/op is an integer division,
+// which shows 0 for anything under one allocation per write.
+type allocCounter struct {
+	mallocs uint64
+}
+
+func startAllocs() allocCounter {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return allocCounter{mallocs: ms.Mallocs}
+}
+
+// report reports allocs/write for the given number of writes.
+func (a allocCounter) report(b *testing.B, writes int64) {
+	b.Helper()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if writes > 0 {
+		b.ReportMetric(float64(ms.Mallocs-a.mallocs)/float64(writes), "allocs/write")
+	}
 }

@@ -41,6 +41,7 @@ func BenchmarkTCP(b *testing.B) {
 			conn, answer := dialDrainServer(b)
 			defer conn.Close()
 
+			allocs := startAllocs()
 			start := time.Now()
 			writes := tc.run(b, conn)
 			if err := conn.CloseWrite(); err != nil {
@@ -51,6 +52,7 @@ func BenchmarkTCP(b *testing.B) {
 				b.Fatal(err)
 			}
 			reportRate(b, start, writes, writes*tcpChunk)
+			allocs.report(b, writes)
 			if want := "ok " + strconv.FormatInt(writes*tcpChunk, 10); string(got) != want {
 				b.Fatalf("server answered %q, want %q", got, want)
 			}

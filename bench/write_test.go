@@ -69,6 +69,7 @@ func BenchmarkWrite(b *testing.B) {
 			dst := &discardCounter{}
 			w := tc.open(dst)
 			var writes int64
+			allocs := startAllocs()
 			start := time.Now()
 			for b.Loop() {
 				writes++
@@ -78,6 +79,7 @@ func BenchmarkWrite(b *testing.B) {
 			}
 			w.finish(b)
 			reportRate(b, start, writes, writes*16)
+			allocs.report(b, writes)
 			checkBytes(b, dst.n, writes*16)
 		})
 	}

@@ -93,6 +93,7 @@ func benchWriteChunk(b *testing.B, tc writeChunkCase) {
 	w := stream.NewWritable(write, opts)
 
 	var writes int64
+	allocs := startAllocs()
 	start := time.Now()
 	for b.Loop() {
 		writes++
@@ -102,6 +103,7 @@ func benchWriteChunk(b *testing.B, tc writeChunkCase) {
 	}
 	endAndWait(b, w)
 	reportRate(b, start, writes, writes*int64(tc.size))
+	allocs.report(b, writes)
 
 	var got int64
 	if as != nil {
@@ -153,6 +155,7 @@ func benchCork(b *testing.B, kind sinkKind, size, batch int) {
 	var writes int64
 	inBatch := 0
 	ok := true
+	allocs := startAllocs()
 	start := time.Now()
 	for b.Loop() {
 		if inBatch == 0 {
@@ -176,6 +179,7 @@ func benchCork(b *testing.B, kind sinkKind, size, batch int) {
 	}
 	endAndWait(b, w)
 	reportRate(b, start, writes, writes*int64(size))
+	allocs.report(b, writes)
 
 	var got int64
 	if as != nil {
@@ -212,6 +216,7 @@ func benchWriteChunkParallel(b *testing.B, producers int) {
 	cs := &countSink{}
 	w := stream.NewWritable(cs.write, stream.Options{})
 	var writes atomic.Int64
+	allocs := startAllocs()
 	start := time.Now()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -227,6 +232,7 @@ func benchWriteChunkParallel(b *testing.B, producers int) {
 	b.StopTimer()
 	endAndWait(b, w)
 	reportRate(b, start, writes.Load(), writes.Load()*16)
+	allocs.report(b, writes.Load())
 	b.ReportMetric(float64(p*procs), "producers")
 	checkBytes(b, cs.n, writes.Load()*16)
 }
