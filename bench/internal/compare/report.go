@@ -138,7 +138,7 @@ func evaluate(rw row, res *results) rowResult {
 		check(out.ours, rw.maxOurs, atMost, fmt.Sprintf("%.2f MiB", out.ours))
 	}
 	if rw.zeroAllocs {
-		check(out.allocs, zeroAllocsMax, atMost, fmt.Sprintf("%.3g allocs/write", out.allocs))
+		check(out.allocs, zeroAllocsMax, atMost, fmt.Sprintf("%.4f allocs/write", out.allocs))
 	}
 	switch {
 	case len(misses) > 0:
@@ -167,7 +167,7 @@ func markdown(s suite, res *results, mi machine, rounds int, sz sizes, wall time
 		e := evaluate(rw, res)
 		ours := cell(rw.metric, e.ours, e.oursErr)
 		if rw.zeroAllocs && !math.IsNaN(e.allocs) {
-			ours += fmt.Sprintf(", %.3g allocs/write", e.allocs)
+			ours += fmt.Sprintf(", %.4f allocs/write", e.allocs)
 		}
 		node, floor := "—", "—"
 		if rw.node != "" {
