@@ -1,0 +1,237 @@
+package bench
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamkit/stream"
+)
+
+// Flags of the test binary (after -args with go test, or directly on a
+// binary built with go test -c). bench/compare sets them.
+var (
+	fileSizeFlag = flag.String("filesize", "1G",
+		"bytes copied by BenchmarkFileCopy and BenchmarkSlowSink (suffix K, M or G: powers of 1024)")
+	srcFileFlag = flag.String("srcfile", "",
+		"source file of BenchmarkFileCopy and BenchmarkSlowSink; made (untimed) if it does not hold -filesize bytes (default $TMPDIR/bench-src-SIZE.bin)")
+	dstFileFlag = flag.String("dstfile", "",
+		"destination of BenchmarkFileCopy, rewritten in place; made (untimed) if it does not hold -filesize bytes (default $TMPDIR/bench-ow-go-SIZE.bin)")
+	closeTimeout = flag.Duration("closetimeout", 2*time.Minute,
+		"how long a benchmark waits for Done after End before it fails")
+)
+
+// chunk16 is the 16-byte chunk of the small-write benchmarks. Like the Node
+// scripts, every write passes the same slice: the stream may keep it until
+// the write's callback, and nobody modifies it.
+var chunk16 = filled(16)
+
+// filled returns n bytes of 'a', like Node's Buffer.alloc(n, 0x61).
+func filled(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = 'a'
+	}
+	return p
+}
+
+// countSink is a sink that completes each write before returning (Node's
+// _write calling its callback synchronously) and counts the bytes it got.
+// The stream makes at most one sink call at a time, so n needs no lock; read
+// it after Done.
+type countSink struct {
+	n int64
+}
+
+func (s *countSink) write(chunk []byte, done stream.Callback) {
+	s.n += int64(len(chunk))
+	done(nil)
+}
+
+func (s *countSink) writev(chunks [][]byte, done stream.Callback) {
+	for _, c := range chunks {
+		s.n += int64(len(c))
+	}
+	done(nil)
+}
+
+// asyncJob is one sink call handed to the worker of an asyncSink.
+type asyncJob struct {
+	chunk  []byte
+	chunks [][]byte // set for a writev call
+	done   stream.Callback
+}
+
+// asyncSink is a sink that completes later on its own goroutine: the
+// WriteFunc hands (chunk, done) to a worker goroutine, which counts the
+// bytes and calls done. It is the Go form of a Node _write that calls back
+// via process.nextTick.
+//
+// The channel has room for one job because the stream makes at most one
+// sink call at a time; the worker's done may start the next call on the
+// worker itself, and that send must not block.
+type asyncSink struct {
+	jobs    chan asyncJob
+	stopped chan struct{}
+	n       int64 // owned by the worker until stopped is closed
+}
+
+func newAsyncSink() *asyncSink {
+	s := &asyncSink{jobs: make(chan asyncJob, 1), stopped: make(chan struct{})}
+	go s.work()
+	return s
+}
+
+func (s *asyncSink) write(chunk []byte, done stream.Callback) {
+	s.jobs <- asyncJob{chunk: chunk, done: done}
+}
+
+func (s *asyncSink) writev(chunks [][]byte, done stream.Callback) {
+	s.jobs <- asyncJob{chunks: chunks, done: done}
+}
+
+func (s *asyncSink) work() {
+	defer close(s.stopped)
+	for j := range s.jobs {
+		if j.chunks != nil {
+			for _, c := range j.chunks {
+				s.n += int64(len(c))
+			}
+		} else {
+			s.n += int64(len(j.chunk))
+		}
+		j.done(nil)
+	}
+}
+
+// stop ends the worker and returns the bytes it got. Call it after Done.
+func (s *asyncSink) stop() int64 {
+	close(s.jobs)
+	<-s.stopped
+	return s.n
+}
+
+// endAndWait ends w, waits for Done and fails b if the stream reports an
+// error or does not close in time.
+func endAndWait(b *testing.B, w *stream.Writable) {
+	b.Helper()
+	w.End()
+	waitDone(b, w)
+}
+
+// waitDone waits for w's Done and fails b if the stream has an error.
+func waitDone(b *testing.B, w *stream.Writable) {
+	b.Helper()
+	t := time.NewTimer(*closeTimeout)
+	defer t.Stop()
+	select {
+	case <-w.Done():
+	case <-t.C:
+		b.Fatalf("stream not closed %v after End: %+v", *closeTimeout, w.State())
+	}
+	if err := w.Err(); err != nil {
+		b.Fatalf("stream error: %v", err)
+	}
+}
+
+// checkBytes fails b unless the sink got want bytes.
+func checkBytes(b *testing.B, got, want int64) {
+	b.Helper()
+	if got != want {
+		b.Fatalf("sink received %d bytes, want %d", got, want)
+	}
+}
+
+// reportRate reports writes/s and MB/s (decimal, like go test's own and the
+// Node scripts') from start until now. They cover the whole run, the flush
+// after the last write included, which ns/op leaves out.
+func reportRate(b *testing.B, start time.Time, writes, bytes int64) {
+	b.Helper()
+	secs := time.Since(start).Seconds()
+	if secs <= 0 {
+		return
+	}
+	b.ReportMetric(float64(writes)/secs, "writes/s")
+	b.ReportMetric(float64(bytes)/secs/1e6, "MB/s")
+}
+
+// parseSize parses "16K", "256M", "1G" (powers of 1024) or a plain number.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s), "B"), "I")
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+// fileSize returns -filesize in bytes, failing b on a bad value.
+func fileSize(b *testing.B) int64 {
+	b.Helper()
+	n, err := parseSize(*fileSizeFlag)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// defaultPath returns flagValue, or $TMPDIR/prefix-SIZE.bin when it is empty.
+func defaultPath(flagValue, prefix string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return filepath.Join(os.TempDir(), prefix+"-"+strings.ToLower(*fileSizeFlag)+".bin")
+}
+
+// sizeOf returns the size of the file at path, or -1.
+func sizeOf(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
+}
+
+// allocCounter counts the heap allocations of a whole run (the flush after
+// the last write and the stream's goroutines included) to report
+// allocs/write as a fraction: go test's allocs/op is an integer division,
+// which shows 0 for anything under one allocation per write.
+type allocCounter struct {
+	mallocs uint64
+}
+
+func startAllocs() allocCounter {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return allocCounter{mallocs: ms.Mallocs}
+}
+
+// report reports allocs/write for the given number of writes.
+func (a allocCounter) report(b *testing.B, writes int64) {
+	b.Helper()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if writes > 0 {
+		b.ReportMetric(float64(ms.Mallocs-a.mallocs)/float64(writes), "allocs/write")
+	}
+}
