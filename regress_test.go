@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/stretchr/testify/assert"
 
 	"github.com/streamkit/stream"
@@ -27,4 +29,21 @@ func TestRegressWriteAcceptedEverythingReturnsNil(t *testing.T) {
 	assert.Equal(t, 0, n, "the next Write accepts nothing")
 	assert.ErrorIs(t, err, boom, "the next Write returns the sink's error")
 	streamtest.WaitDone(t, w)
+}
+
+// Bug 2. A panicking "finish" handler, delivered on the goroutine that
+// called done, which recovers: the stream must still destroy itself after
+// "finish" and reach "close"; Close hung forever.
+func TestRegressPanickingFinishHandlerStillCloses(t *testing.T) {
+	t.Skip("bug 2: see /work/notes/bugs.md")
+	faultPanickingHandler(t, func(w *stream.Writable) { w.OnFinish(func() { panic("finish handler bug") }) }, false)
+}
+
+// Bug 3. A panicking "close" handler, delivered on the goroutine that
+// called done, which recovers: Done must still be closed (DESIGN 11, and
+// Close must return); it never was.
+func TestRegressPanickingCloseHandlerStillClosesDone(t *testing.T) {
+	t.Skip("bug 3: see /work/notes/bugs.md")
+	faultPanickingHandler(t, func(w *stream.Writable) { w.OnClose(func() { panic("close handler bug") }) }, false)
+	goleak.VerifyNone(t)
 }
