@@ -178,9 +178,10 @@ func (c *completion) complete(err error) {
 	case phaseAwaiting:
 		c.phase.Store(phaseIdle)
 		w.settleLocked(c, err, false)
-		w.pumpLocked()
-		w.deliverHereLocked()
-		w.unlock()
+		if w.pump(true) {
+			w.deliverHereLocked()
+			w.unlock()
+		}
 		return
 	case phaseAbandoned:
 		// The stall timer gave up on this call; its result no longer counts.
@@ -203,24 +204,33 @@ func (c *completion) complete(err error) {
 // Writes run on the calling goroutine, the Destroy hook on a goroutine of
 // its own (see runHook). mu is held on entry and on return, but released
 // around each sink call.
-func (w *Writable) pumpLocked() {
+func (w *Writable) pumpLocked() { w.pump(false) }
+
+// pump is pumpLocked. With mayUnlock, when it leaves a call pending and its
+// caller has no event to deliver, it returns false with mu released: on an
+// asynchronous sink's goroutine that saves a lock and unlock per chunk.
+func (w *Writable) pump(mayUnlock bool) (locked bool) {
 	for {
 		c, chunk := w.startLocked()
 		if c == nil {
-			return
+			return true
 		}
 		kind, chunks, err := c.kind, w.chunks, w.err
 		if kind == callDestroy {
 			go w.runHook(c, kind, err)
-			return
+			return true
 		}
+		nothingToDeliver := mayUnlock && (w.events.Len() == 0 || w.delivering)
 		w.mu.Unlock()
 		w.invoke(c, kind, chunk, chunks, err)
 		// A load first: a synchronous sink leaves syncDone, and a failing
 		// CAS costs as much as a successful one.
 		if c.phase.Load() == phaseInCall && c.phase.CompareAndSwap(phaseInCall, phaseAwaiting) {
+			if nothingToDeliver {
+				return false // the call's done carries on from here
+			}
 			w.mu.Lock()
-			return
+			return true
 		}
 		w.mu.Lock()
 		if c.phase.Load() == phaseSyncDone {
