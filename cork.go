@@ -6,6 +6,7 @@ package stream
 // vectored call. End uncorks fully.
 func (w *Writable) Cork() {
 	w.mu.Lock()
+	w.closeFastLocked()
 	w.corked++
 	w.mu.Unlock()
 }
@@ -24,5 +25,5 @@ func (w *Writable) Uncork() {
 			w.scheduleLocked()
 		}
 	}
-	w.mu.Unlock()
+	w.unlock()
 }

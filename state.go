@@ -178,8 +178,11 @@ func (c *completion) complete(err error) {
 	case phaseAwaiting:
 		c.phase.Store(phaseIdle)
 		w.settleLocked(c, err, false)
-		w.pumpLocked()
-		w.deliverHereLocked()
+		if w.pump(true) {
+			w.deliverHereLocked()
+			w.unlock()
+		}
+		return
 	case phaseAbandoned:
 		// The stall timer gave up on this call; its result no longer counts.
 	default:
@@ -201,26 +204,37 @@ func (c *completion) complete(err error) {
 // Writes run on the calling goroutine, the Destroy hook on a goroutine of
 // its own (see runHook). mu is held on entry and on return, but released
 // around each sink call.
-func (w *Writable) pumpLocked() {
+func (w *Writable) pumpLocked() { w.pump(false) }
+
+// pump is pumpLocked. With mayUnlock, when it leaves a call pending and its
+// caller has no event to deliver, it returns false with mu released: on an
+// asynchronous sink's goroutine that saves a lock and unlock per chunk.
+func (w *Writable) pump(mayUnlock bool) (locked bool) {
 	for {
 		c, chunk := w.startLocked()
 		if c == nil {
-			return
+			return true
 		}
 		kind, chunks, err := c.kind, w.chunks, w.err
 		if kind == callDestroy {
 			go w.runHook(c, kind, err)
-			return
+			return true
 		}
+		nothingToDeliver := mayUnlock && (w.events.Len() == 0 || w.delivering)
 		w.mu.Unlock()
 		w.invoke(c, kind, chunk, chunks, err)
-		if c.phase.CompareAndSwap(phaseInCall, phaseAwaiting) {
+		// A load first: a synchronous sink leaves syncDone, and a failing
+		// CAS costs as much as a successful one.
+		if c.phase.Load() == phaseInCall && c.phase.CompareAndSwap(phaseInCall, phaseAwaiting) {
+			if nothingToDeliver {
+				return false // the call's done carries on from here
+			}
 			w.mu.Lock()
-			return
+			return true
 		}
 		w.mu.Lock()
 		if c.phase.Load() == phaseSyncDone {
-			c.phase.Store(phaseIdle)
+			// syncDone stays: like idle, it makes a second done an error.
 			w.settleLocked(c, c.err, true)
 		}
 	}
@@ -293,16 +307,14 @@ func (w *Writable) startLocked() (*completion, []byte) {
 		return nil, nil
 	case n >= 2 && w.writev != nil:
 		kind = callWritev
-		for w.buf.Len() > 0 {
-			e, _ := w.buf.PopFront()
-			w.batch = append(w.batch, e)
-			w.chunks = append(w.chunks, e.chunk)
+		w.inflight = n
+		for i := range n {
+			w.chunks = append(w.chunks, w.buf.At(i).chunk)
 		}
 	case n > 0:
 		kind = callWrite
-		e, _ := w.buf.PopFront()
-		w.batch = append(w.batch, e)
-		chunk = e.chunk
+		w.inflight = 1
+		chunk = w.buf.Front().chunk
 	case w.end == ending:
 		// Every write completed. Final, or else "finish", comes next, but
 		// only after the callbacks already queued: the delivery of evFinal
@@ -410,8 +422,8 @@ func (w *Writable) settleLocked(c *completion, err error, sync bool) {
 // asynchronous completion; for one inside a producer's call, checked when
 // the callbacks are delivered, as Node does in its after-write tick.
 func (w *Writable) settleWriteLocked(err error, sync bool) {
-	for i := range w.batch {
-		w.length -= len(w.batch[i].chunk)
+	for i := range w.inflight {
+		w.length -= len(w.buf.At(i).chunk)
 	}
 	if err != nil {
 		w.failLocked(err)
@@ -423,13 +435,11 @@ func (w *Writable) settleWriteLocked(err error, sync bool) {
 			w.events.PushBack(event{kind: evDrain})
 		}
 	}
-	for i := range w.batch {
-		e := &w.batch[i]
+	for ; w.inflight > 0; w.inflight-- {
+		e, _ := w.buf.PopFront()
 		w.queueCallbackLocked(e.cb, err)
 		e.release()
-		e.cb = nil
 	}
-	w.batch = w.batch[:0]
 	clear(w.chunks)
 	w.chunks = w.chunks[:0]
 }
@@ -450,6 +460,7 @@ func (w *Writable) destroyLocked(err error) {
 	if w.teardown != alive {
 		return
 	}
+	w.closeFastLocked()
 	w.teardown = destroying
 	if err != nil && w.err == nil {
 		w.err = err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamkit/stream/internal/ring"
@@ -131,6 +132,17 @@ type Writable struct {
 	// on a socket, say). It must not block or call into the stream.
 	interrupt func(err error)
 
+	// fastMax bounds the length of a fast write (see fast.go); 0 disables
+	// the fast path. fastDones are its done functions, used in turn, and
+	// fastCall stands for an adopted fast write in w.call.
+	fastMax   int
+	fastDones [8]fastDone
+	fastCall  completion
+	fast      atomic.Uint64
+	// fastSlab is the copy buffer of Write's fast writes, owned by whoever
+	// holds fastBusy.
+	fastSlab *slab
+
 	// completions are reused round-robin by write, writev and final calls,
 	// so a stale done is recognised for the last len(completions)-1 calls.
 	completions [8]completion
@@ -144,17 +156,24 @@ type Writable struct {
 	err      error // first error, sticky
 
 	length           int              // bytes buffered + in flight
-	buf              ring.Ring[entry] // accepted, waiting for the sink
+	buf              ring.Ring[entry] // accepted, in flight or waiting for the sink
 	corked           int
 	pendingCallbacks int
 	needDrain        bool          // a write returned false; cleared by "drain"
 	drainCh          chan struct{} // made by Ready while needDrain; closed when it clears
 
+	// adopted is the length of the fast write in flight adopted by the
+	// locked path (w.call == &w.fastCall), and fastErr the result of its done
+	// if that came while its WriteFunc was still running.
+	adopted int
+	fastErr error
+
 	// call is the sink call in flight (write, writev, final or construct),
-	// nil if none. batch holds the entries of a write or writev call and
-	// chunks the slices handed to Writev; both are reused.
+	// nil if none. The first inflight entries of buf are the chunks of a
+	// write or writev call in flight; chunks holds the slices handed to
+	// Writev, reused.
 	call     *completion
-	batch    []entry
+	inflight int
 	chunks   [][]byte
 	callSeq  uint64
 	stallFor *completion // the call the stall timer is armed for
@@ -225,6 +244,16 @@ func NewWritable(write WriteFunc, opts Options) *Writable {
 	}
 	w.hookCall.init(w)
 	w.initCall.init(w)
+	w.fastCall.init(w)
+	w.fastCall.kind = callWrite
+	for i := range w.fastDones {
+		d := &w.fastDones[i]
+		d.w, d.gen = w, uint64(i)
+		d.fn = d.complete
+	}
+	if w.stall <= 0 {
+		w.fastMax = maxFastLen
+	}
 	if w.construct != nil {
 		w.call = &w.initCall
 		w.initCall.kind = callConstruct
@@ -241,6 +270,8 @@ func NewWritable(write WriteFunc, opts Options) *Writable {
 			w.stopCtx = context.AfterFunc(ctx, func() { w.Destroy(context.Cause(ctx)) })
 		}
 	}
+	w.mu.Lock()
+	w.unlock() // opens the fast path, unless constructing or destroyed
 	if w.construct != nil {
 		go w.runHook(&w.initCall, callConstruct, nil)
 	}
@@ -260,7 +291,13 @@ func NewWritable(write WriteFunc, opts Options) *Writable {
 // after Destroy, cb gets an error matching ErrDestroyed (and the
 // destroying error, if any).
 func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
+	if cb == nil {
+		if v := w.claimFast(len(chunk)); v != 0 {
+			return w.writeFast(chunk, v)
+		}
+	}
 	w.mu.Lock()
+	w.closeFastLocked()
 	if err := w.lateErrLocked(); err != nil {
 		w.rejectLocked(err, cb)
 		w.mu.Unlock()
@@ -272,7 +309,13 @@ func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
 	w.pumpLocked()
 	ok := w.belowHighWaterLocked()
 	w.scheduleLocked()
-	w.mu.Unlock()
+	if cb != nil {
+		// Writes with callbacks take the lock anyway; reopening the fast
+		// path after each would only add two atomics per write.
+		w.mu.Unlock()
+	} else {
+		w.unlock()
+	}
 	return ok
 }
 
@@ -295,8 +338,21 @@ func (w *Writable) WriteString(s string) (int, error) {
 // writeCopy is Write for both byte slices and strings.
 func writeCopy[S []byte | string](w *Writable, p S) (int, error) {
 	n := 0
+	if len(p) > 0 && len(p) <= w.piece && len(p) < w.fastMax {
+		if v := w.claimFast(len(p)); v != 0 {
+			// The holder of the claim owns fastSlab, and the sink is done
+			// with it once the previous fast write's done released the claim.
+			if w.fastSlab == nil {
+				w.fastSlab = &slab{buf: make([]byte, w.piece)}
+			}
+			k := copy(w.fastSlab.buf, p)
+			w.writeFast(w.fastSlab.buf[:k], v)
+			return k, nil
+		}
+	}
 	for {
 		w.mu.Lock()
+		w.closeFastLocked()
 		if err := w.lateErrLocked(); err != nil {
 			w.rejectLocked(err, nil)
 			w.mu.Unlock()
@@ -313,7 +369,7 @@ func writeCopy[S []byte | string](w *Writable, p S) (int, error) {
 			continue
 		}
 		var k int
-		if tail := w.buf.Back(); tail != nil && tail.room() > 0 {
+		if tail := w.bufferedTailLocked(); tail != nil && tail.room() > 0 {
 			k = min(len(p), tail.room())
 			tail.chunk = append(tail.chunk, p[:k]...)
 		} else {
@@ -326,10 +382,19 @@ func writeCopy[S []byte | string](w *Writable, p S) (int, error) {
 		w.pumpLocked()
 		w.belowHighWaterLocked()
 		w.scheduleLocked()
-		w.mu.Unlock()
+		w.unlock()
 		n += k
 		p = p[k:]
 	}
+}
+
+// bufferedTailLocked returns the last buffered entry, or nil if every entry
+// is in flight.
+func (w *Writable) bufferedTailLocked() *entry {
+	if w.buf.Len() == w.inflight {
+		return nil
+	}
+	return w.buf.Back()
 }
 
 // ReadFrom implements io.ReaderFrom: it reads r until EOF into buffers of
@@ -397,12 +462,13 @@ func (w *Writable) waitReady() error {
 // tiny reads cannot pin a slab per read.
 func (w *Writable) acceptRead(s *slab, n int) (kept bool, err error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	defer w.unlock()
+	w.closeFastLocked()
 	if err := w.lateErrLocked(); err != nil {
 		w.rejectLocked(err, nil)
 		return false, err
 	}
-	if tail := w.buf.Back(); tail != nil && tail.room() >= n && 2*n < len(s.buf) {
+	if tail := w.bufferedTailLocked(); tail != nil && tail.room() >= n && 2*n < len(s.buf) {
 		tail.chunk = append(tail.chunk, s.buf[:n]...)
 	} else {
 		w.pendingCallbacks++
@@ -423,6 +489,7 @@ func (w *Writable) acceptRead(s *slab, n int) (kept bool, err error) {
 // is harmless. Writes after End fail with ErrWriteAfterEnd.
 func (w *Writable) End() {
 	w.mu.Lock()
+	w.closeFastLocked()
 	w.corked = 0
 	if w.end == open && w.err == nil {
 		w.end = ending
@@ -499,13 +566,19 @@ func (w *Writable) Err() error {
 func (w *Writable) State() State {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	length, pending := w.length, w.pendingCallbacks
 	writing := w.call != nil && (w.call.kind == callWrite || w.call.kind == callWritev)
+	if v := w.fast.Load(); v&(fastOpen|fastBusy) == fastOpen|fastBusy {
+		length += fastLen(v) // a fast write in flight, not adopted
+		pending++
+		writing = true
+	}
 	return State{
-		Length:           w.length,
+		Length:           length,
 		HighWaterMark:    w.hwm,
-		Buffered:         w.buf.Len(),
+		Buffered:         w.buf.Len() - w.inflight,
 		Corked:           w.corked,
-		PendingCallbacks: w.pendingCallbacks,
+		PendingCallbacks: pending,
 		Writing:          writing,
 		NeedDrain:        w.needDrain && w.end == open && w.teardown == alive,
 		Ending:           w.end >= ending,
