@@ -47,3 +47,64 @@ func TestRegressPanickingCloseHandlerStillClosesDone(t *testing.T) {
 	faultPanickingHandler(t, func(w *stream.Writable) { w.OnClose(func() { panic("close handler bug") }) }, false)
 	goleak.VerifyNone(t)
 }
+
+// Bug 4. DESIGN 1 (S C3, C6): WriteChunk returns false once the stream is
+// destroyed, computed after the sink call. The fast path (a callback-less
+// write to an idle stream) returned true when the sink destroyed the
+// stream during its call after calling done: by calling done twice, or by
+// calling Destroy.
+func TestRegressFastWriteChunkReturnsFalseWhenDestroyedDuringCall(t *testing.T) {
+	t.Skip("bug 4: see /work/notes/bugs.md")
+	tests := []struct {
+		desc string
+		sink func(w **stream.Writable) stream.WriteFunc
+	}{
+		{desc: "done twice", sink: func(**stream.Writable) stream.WriteFunc {
+			return func(_ []byte, done stream.Callback) { done(nil); done(nil) }
+		}},
+		{desc: "Destroy after done", sink: func(w **stream.Writable) stream.WriteFunc {
+			return func(_ []byte, done stream.Callback) { done(nil); (*w).Destroy(errors.New("boom")) }
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			var w *stream.Writable
+			w = stream.NewWritable(tt.sink(&w), stream.Options{})
+			ok := w.WriteChunk([]byte("x"), nil)
+			assert.True(t, w.State().Destroyed, "the sink call destroyed the stream")
+			assert.False(t, ok, "WriteChunk's result once the stream is destroyed")
+			streamtest.WaitDone(t, w)
+		})
+	}
+}
+
+// Registering a nil handler (On*(nil)) must not crash the program later,
+// when the event fires on a goroutine of the library: either the
+// registration panics at once, where the programmer can see it (like
+// NewWritable(nil)), or the nil handler is ignored. The child process
+// registers nil for every event, recovering a panic, and closes a stream
+// that emits all of them.
+// Bug 5.
+func TestRegressNilHandler(t *testing.T) {
+	if !inCrashChild() {
+		t.Skip("bug 5: see /work/notes/bugs.md")
+	}
+	if inCrashChild() {
+		w := stream.NewWritable(func(_ []byte, done stream.Callback) { go done(errors.New("boom")) },
+			stream.Options{HighWaterMark: 1})
+		for _, register := range []func(){
+			func() { w.OnDrain(nil) }, func() { w.OnFinish(nil) },
+			func() { w.OnError(nil) }, func() { w.OnClose(nil) },
+		} {
+			func() {
+				defer func() { _ = recover() }()
+				register()
+			}()
+		}
+		w.WriteChunk([]byte("x"), nil)
+		_ = w.Close()
+		return
+	}
+	out, ok := crashChild(t, "TestRegressNilHandler")
+	assert.True(t, ok, "a nil handler crashed the program:\n%s", out)
+}
