@@ -179,13 +179,22 @@ func (w *Writable) deliverAsync() {
 // around each callback and handler. The caller set w.delivering; it is
 // cleared on return. mu is held on entry and on return.
 func (w *Writable) deliverLocked() {
-	// If a callback or handler panics (or calls runtime.Goexit), hand the
-	// rest of the queue to a new goroutine so that the stream still reaches
-	// "close" if the panic is recovered. User code runs without the lock.
+	// If a callback or handler panics (or calls runtime.Goexit), finish what
+	// the event was for and hand the rest of the queue to a new goroutine,
+	// so that the stream still reaches "close" and Done if the panic is
+	// recovered. The handlers after the panicking one are skipped. User code
+	// runs without the lock.
 	returned := false
+	var current eventKind
 	defer func() {
 		if !returned {
 			w.mu.Lock()
+			switch current {
+			case evFinish:
+				w.destroyLocked(nil)
+			case evClose:
+				close(w.done)
+			}
 			w.delivering = false
 			w.scheduleLocked()
 			w.mu.Unlock()
@@ -212,6 +221,7 @@ func (w *Writable) deliverLocked() {
 			return
 		}
 		ev, _ := w.events.PopFront()
+		current = ev.kind
 		switch ev.kind {
 		case evCallback:
 			w.runCallbackLocked(ev)

@@ -338,7 +338,14 @@ func (w *Writable) WriteString(s string) (int, error) {
 // writeCopy is Write for both byte slices and strings.
 func writeCopy[S []byte | string](w *Writable, p S) (int, error) {
 	n := 0
-	if len(p) > 0 && len(p) <= w.piece && len(p) < w.fastMax {
+	if len(p) == 0 {
+		// Nothing to accept, but a late Write still reports the error.
+		w.mu.Lock()
+		err := w.lateErrLocked()
+		w.mu.Unlock()
+		return 0, err
+	}
+	if len(p) <= w.piece && len(p) < w.fastMax {
 		if v := w.claimFast(len(p)); v != 0 {
 			// The holder of the claim owns fastSlab, and the sink is done
 			// with it once the previous fast write's done released the claim.
@@ -350,17 +357,15 @@ func writeCopy[S []byte | string](w *Writable, p S) (int, error) {
 			return k, nil
 		}
 	}
-	for {
+	// Once all of p is accepted Write succeeds, even if the sink failed on
+	// it synchronously: the error is the next call's.
+	for len(p) > 0 {
 		w.mu.Lock()
 		w.closeFastLocked()
 		if err := w.lateErrLocked(); err != nil {
 			w.rejectLocked(err, nil)
 			w.mu.Unlock()
 			return n, err
-		}
-		if len(p) == 0 {
-			w.mu.Unlock()
-			return n, nil
 		}
 		if w.needDrain {
 			ch := w.readyLocked()
@@ -386,6 +391,7 @@ func writeCopy[S []byte | string](w *Writable, p S) (int, error) {
 		n += k
 		p = p[k:]
 	}
+	return n, nil
 }
 
 // bufferedTailLocked returns the last buffered entry, or nil if every entry
