@@ -117,10 +117,6 @@ const (
 	opWriteNil    = 15 // WriteChunk with a nil callback
 )
 
-// knownBug1 tolerates bug 1 (/work/notes/bugs.md) until main fixes it:
-// Write returning the stream's error although it accepted all of p.
-const knownBug1 = true
-
 // knownBug4 tolerates bug 4 until main fixes it: a callback-less WriteChunk
 // on the fast path returning true although its sink call destroyed the
 // stream.
@@ -508,9 +504,6 @@ func (h *harness) write(n int, how uint8) {
 	synctest.Wait()
 	wantN, wantErr := h.m.write(data, how == 2)
 	h.accepted = append(h.accepted, data[:wantN]...)
-	if knownBug1 && how != 2 && got == len(data) && wantN == len(data) && wantErr == "" && errLabel(err) == h.m.lateErr() {
-		err = nil // bug 1: tolerated until fixed on main
-	}
 	if (got != wantN || errLabel(err) != wantErr) && h.m.failure == "" {
 		h.fail(name, "returned (%d, %q), model (%d, %q)", got, errLabel(err), wantN, wantErr)
 	}

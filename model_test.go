@@ -577,6 +577,12 @@ func (m *model) wouldBlock(n int) bool {
 // data (d "Write"); ReadFrom checks the stream before each read, so it also
 // returns the error of a stream that failed while it accepted its bytes.
 func (m *model) write(data []byte, readFrom bool) (int, string) {
+	if len(data) == 0 && !readFrom {
+		// An empty Write accepts nothing: it reports a late stream's
+		// error but, writing nothing, does not destroy the stream with
+		// ErrWriteAfterEnd (main's choice with the fix of bug 1).
+		return 0, m.lateErr()
+	}
 	if err := m.lateErr(); err != "" {
 		m.reject(0, err, false)
 		m.deliver()
