@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,7 +18,8 @@ import (
 
 // The fault matrix of issue 5: a 50-write script, and for every position k
 // a fault at k: the sink fails the call of write k; Destroy(err) right
-// after write k is accepted; Construct fails after k writes were buffered;
+// after write k is accepted; Options.Context is cancelled with a cause
+// after write k; Construct fails after k writes were buffered;
 // the Destroy hook fails after a Destroy(nil) at k. Then, once per sink
 // mode: Final fails; the Destroy hook fails after a clean finish. Each
 // runs with a sink that completes synchronously and one that completes on
@@ -163,6 +165,28 @@ func TestFaultMatrix(t *testing.T) {
 					}
 				}
 				checkFault(t, r, from, boom, false)
+			}
+			goleak.VerifyNone(t)
+		})
+		t.Run("Context cancelled after write k/"+mode, func(t *testing.T) {
+			for k := range faultWrites {
+				// The stream is destroyed with context.Cause from a
+				// goroutine of the context package, a moment after the
+				// cancel: the writes fail from some point at or after k on
+				// (before k too, for buffered ones, with an async sink).
+				ctx, cancel := context.WithCancelCause(context.Background())
+				w := stream.NewWritable(faultSink(-1, async, nil), stream.Options{HighWaterMark: 4, Context: ctx})
+				r := runFaultScript(t, w, func(i int) {
+					if i == k {
+						cancel(boom)
+					}
+				})
+				from := firstError(r.cbErrs)
+				if !async {
+					assert.GreaterOrEqual(t, from, k, "writes completed before the cancel got nil")
+				}
+				// The destroy may also come too late: after a clean finish.
+				checkFault(t, r, from, boom, from == faultWrites && r.err == nil)
 			}
 			goleak.VerifyNone(t)
 		})
