@@ -558,12 +558,14 @@ func (h *harness) complete(kind uint8, elsewhere bool) {
 		synctest.Wait()
 	}
 	run(err)
-	if kind == opTwice {
-		run(nil)
-	}
 	h.m.done(c, label)
-	if kind == opTwice {
+	// The second done only within the 7 calls a stale done is promised to
+	// be detected for (see stale): the first one's pump may have made more.
+	if kind == opTwice && (c.seq == 0 || h.m.seq-c.seq < ringSize-1) {
+		run(nil)
 		h.m.done(c, "")
+	} else if kind == opTwice {
+		h.trace = append(h.trace, "  (second done skipped: beyond the 7 calls)")
 	}
 	h.check(name)
 }
@@ -585,6 +587,9 @@ func (h *harness) stale(arg int) {
 	// writes took the fast path, an implementation detail the model leaves
 	// out.
 	c := ring[len(ring)-1-arg%min(len(ring), ringSize-1)]
+	if h.m.seq-c.seq >= ringSize-1 {
+		return
+	}
 	if c.state == mPending && c.action == actNever {
 		return
 	}
