@@ -166,7 +166,7 @@ func stressPayload(p int, at int64, n int) []byte {
 // arrive exactly once and in its order, each callback runs once with nil,
 // and Close returns nil.
 func TestStressManyProducers(t *testing.T) {
-	writes := 300
+	writes := 1000
 	if *stressLong {
 		writes = 10_000
 	}
