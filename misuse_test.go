@@ -185,7 +185,7 @@ func TestMisuseCloseAndDestroyFromManyGoroutines(t *testing.T) {
 		wg.Wait()
 		streamtest.WaitDone(t, w)
 		want := w.Err()
-		if want != nil {
+		if want != nil && want != stream.ErrWriteAfterEnd { // a writer may come after End
 			assert.Contains(t, errs, want, "round %d: Err is one of the Destroy errors", round)
 		}
 		close(results)
