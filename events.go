@@ -73,36 +73,26 @@ func (l handlerList[F]) without(id uint64) handlerList[F] {
 
 // OnDrain registers fn to run at each "drain": after a write returned false,
 // once the buffered length has fallen to zero. It returns a function that
-// unregisters fn. Handlers of an event run in registration order, one at a
-// time, on a goroutine that holds no lock; see the package documentation
-// for what a handler may call.
+// unregisters fn.
+//
+// Handlers of an event run in registration order, one at a time, on a
+// goroutine that holds no lock; see the package documentation for what a
+// handler may call. A nil fn panics, as with every On method.
 func (w *Writable) OnDrain(fn func()) (off func()) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.nextHandlerID++
-	id := w.nextHandlerID
-	w.onDrain = w.onDrain.with(id, fn)
-	return func() {
-		w.mu.Lock()
-		w.onDrain = w.onDrain.without(id)
-		w.mu.Unlock()
+	if fn == nil {
+		panic("stream: OnDrain: nil handler")
 	}
+	return register(w, &w.onDrain, fn)
 }
 
 // OnFinish registers fn to run at "finish": after End, once every accepted
 // byte reached the sink, Final succeeded and every write callback ran. It
 // returns a function that unregisters fn.
 func (w *Writable) OnFinish(fn func()) (off func()) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.nextHandlerID++
-	id := w.nextHandlerID
-	w.onFinish = w.onFinish.with(id, fn)
-	return func() {
-		w.mu.Lock()
-		w.onFinish = w.onFinish.without(id)
-		w.mu.Unlock()
+	if fn == nil {
+		panic("stream: OnFinish: nil handler")
 	}
+	return register(w, &w.onFinish, fn)
 }
 
 // OnClose registers fn to run at "close", the last event of a stream: after
@@ -110,16 +100,10 @@ func (w *Writable) OnFinish(fn func()) (off func()) {
 // before it. It returns a function that unregisters fn. Done is closed once
 // the close handlers have returned.
 func (w *Writable) OnClose(fn func()) (off func()) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.nextHandlerID++
-	id := w.nextHandlerID
-	w.onClose = w.onClose.with(id, fn)
-	return func() {
-		w.mu.Lock()
-		w.onClose = w.onClose.without(id)
-		w.mu.Unlock()
+	if fn == nil {
+		panic("stream: OnClose: nil handler")
 	}
+	return register(w, &w.onClose, fn)
 }
 
 // OnError registers fn to run with the stream's error, once, just before
@@ -127,14 +111,22 @@ func (w *Writable) OnClose(fn func()) (off func()) {
 // error also reaches the write callbacks, [Writable.Err], Write and
 // [Writable.Close]. It returns a function that unregisters fn.
 func (w *Writable) OnError(fn func(error)) (off func()) {
+	if fn == nil {
+		panic("stream: OnError: nil handler")
+	}
+	return register(w, &w.onError, fn)
+}
+
+// register adds fn to the handlers of one event and returns its off.
+func register[F any](w *Writable, list *handlerList[F], fn F) (off func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.nextHandlerID++
 	id := w.nextHandlerID
-	w.onError = w.onError.with(id, fn)
+	*list = list.with(id, fn)
 	return func() {
 		w.mu.Lock()
-		w.onError = w.onError.without(id)
+		*list = list.without(id)
 		w.mu.Unlock()
 	}
 }

@@ -88,7 +88,17 @@ func (w *Writable) writeFast(chunk []byte, v uint64) bool {
 		return ok
 	}
 	if cur := w.fast.Load(); (cur^v)&(fastBusy|fastGenMask) != 0 {
-		return true // done released the sink (another fast write may hold it now)
+		// done released the sink (another fast write may hold it now). If
+		// the fast path is still open the stream is idle and alive; if not,
+		// something happened meanwhile (the sink may even have destroyed the
+		// stream): compute the result under the lock.
+		if cur&fastOpen != 0 {
+			return true
+		}
+		w.mu.Lock()
+		ok := w.belowHighWaterLocked()
+		w.mu.Unlock()
+		return ok
 	}
 	return w.returnFastAdopted(v)
 }
