@@ -117,11 +117,6 @@ const (
 	opWriteNil    = 15 // WriteChunk with a nil callback
 )
 
-// knownBug4 tolerates bug 4 until main fixes it: a callback-less WriteChunk
-// on the fast path returning true although its sink call destroyed the
-// stream.
-const knownBug4 = true
-
 var fuzzHWMs = [...]int{1, 2, 3, 4, 7, 16, 64, 0}
 
 const maxFuzzOps = 128
@@ -467,9 +462,6 @@ func (h *harness) writeChunk(n int, withCB bool) {
 	}
 	if !got {
 		h.falses++
-	}
-	if knownBug4 && got && !want && !withCB && h.m.td != mAlive && (h.m.length < h.m.hwm || h.m.length == 0) {
-		got = false // bug 4: tolerated until fixed on main
 	}
 	if got != want && h.m.failure == "" {
 		h.fail(name, "WriteChunk returned %v, model %v", got, want)

@@ -46,6 +46,9 @@ import (
 //     work (writes are buffered behind the call in flight).
 //   - A Write blocked on backpressure returns when another goroutine
 //     destroys or closes the stream, with the bytes it accepted.
+//   - On*(nil) panics at the call, naming the method (a programmer error,
+//     like NewWritable(nil)), rather than crash the program when the event
+//     fires (bug 5).
 //   - A handler or callback that panics on a goroutine of the library
 //     crashes the program, as any unrecovered panic does.
 
@@ -371,4 +374,13 @@ func TestFaultPanicOnLibraryGoroutineCrashes(t *testing.T) {
 	out, ok := crashChild(t, "TestFaultPanicOnLibraryGoroutineCrashes")
 	assert.False(t, ok, "the child process must crash")
 	assert.Contains(t, out, "panic: finish handler bug", "the child's output")
+}
+
+func TestMisuseNilHandlerPanics(t *testing.T) {
+	w := stream.NewWritable(streamtest.NewSink().Write, stream.Options{})
+	assert.PanicsWithValue(t, "stream: OnDrain: nil handler", func() { w.OnDrain(nil) }, "OnDrain(nil)")
+	assert.PanicsWithValue(t, "stream: OnFinish: nil handler", func() { w.OnFinish(nil) }, "OnFinish(nil)")
+	assert.PanicsWithValue(t, "stream: OnError: nil handler", func() { w.OnError(nil) }, "OnError(nil)")
+	assert.PanicsWithValue(t, "stream: OnClose: nil handler", func() { w.OnClose(nil) }, "OnClose(nil)")
+	assert.NoError(t, w.Close(), "the stream still works after the panics")
 }

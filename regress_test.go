@@ -45,13 +45,12 @@ func TestRegressPanickingCloseHandlerStillClosesDone(t *testing.T) {
 	goleak.VerifyNone(t)
 }
 
-// Bug 4. DESIGN 1 (S C3, C6): WriteChunk returns false once the stream is
+// Bug 4 (fixed on main). DESIGN 1 (S C3, C6): WriteChunk returns false once the stream is
 // destroyed, computed after the sink call. The fast path (a callback-less
 // write to an idle stream) returned true when the sink destroyed the
 // stream during its call after calling done: by calling done twice, or by
 // calling Destroy.
 func TestRegressFastWriteChunkReturnsFalseWhenDestroyedDuringCall(t *testing.T) {
-	t.Skip("bug 4: see /work/notes/bugs.md")
 	tests := []struct {
 		desc string
 		sink func(w **stream.Writable) stream.WriteFunc
@@ -81,11 +80,8 @@ func TestRegressFastWriteChunkReturnsFalseWhenDestroyedDuringCall(t *testing.T) 
 // NewWritable(nil)), or the nil handler is ignored. The child process
 // registers nil for every event, recovering a panic, and closes a stream
 // that emits all of them.
-// Bug 5.
+// Bug 5 (fixed on main).
 func TestRegressNilHandler(t *testing.T) {
-	if !inCrashChild() {
-		t.Skip("bug 5: see /work/notes/bugs.md")
-	}
 	if inCrashChild() {
 		w := stream.NewWritable(func(_ []byte, done stream.Callback) { go done(errors.New("boom")) },
 			stream.Options{HighWaterMark: 1})
