@@ -688,3 +688,37 @@ func TestFromWriterHTTPResponseStreams(t *testing.T) {
 	assert.Equal(t, want.String(), string(rest), "the rest of the body, intact and in order")
 	assert.NoError(t, recvWithin(t, handlerDone, "the handler"), "the handler's Close")
 }
+
+// A handler's write stuck on a client that does not read returns when the
+// stream is destroyed: the adapter sets a past write deadline through
+// http.ResponseController.
+func TestFromWriterHTTPDestroyUnblocksAStuckResponse(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	type outcome struct {
+		cbErr, closeErr error
+	}
+	stuck := make(chan *stream.Writable, 1)
+	result := make(chan outcome, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w := stream.FromWriter(rw, stream.Options{})
+		cb := make(chan error, 1)
+		w.WriteChunk(make([]byte, 256<<20), func(err error) { cb <- err }) // far more than the socket buffers
+		stuck <- w
+		<-w.Done()
+		result <- outcome{<-cb, w.Close()}
+	}))
+	defer srv.Close()
+	client := srv.Client()
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(srv.URL)
+	require.NoError(t, err, "GET")
+	defer resp.Body.Close() // never read: the handler's write gets stuck
+
+	w := recvWithin(t, stuck, "the handler's write")
+	require.Eventually(t, func() bool { return w.State().Writing }, waitTimeout, millisecond, "the write is in flight")
+	w.Destroy(errTest)
+	out := recvWithin(t, result, "the handler, after Destroy with a write stuck on the response")
+	assert.ErrorIs(t, out.cbErr, stream.ErrDestroyed, "the interrupted write's callback")
+	assert.ErrorIs(t, out.cbErr, errTest, "the interrupted write's callback")
+	assert.ErrorIs(t, out.closeErr, errTest, "Close")
+}
