@@ -37,16 +37,23 @@ import (
 // The write deadline is then set in the past; FromWriter resets it to none
 // (the zero time) once the write has returned, losing any deadline the
 // caller had set. The interrupted write's callback gets an error matching
-// ErrDestroyed, the destroying error if any, and os.ErrDeadlineExceeded; as
-// for the writes still buffered, that error does not become the stream's
-// error, so after Destroy(nil) [Writable.Err] stays nil. Bytes of the
-// interrupted chunk may have been written in part. A write to w that cannot
-// take a deadline and never returns keeps the stream from closing: set
-// Options.StallTimeout to bound it.
+// ErrDestroyed, the destroying error if any, and the writer's own error
+// (os.ErrDeadlineExceeded for a socket or a pipe); as for the writes still
+// buffered, that error does not become the stream's error, so after
+// Destroy(nil) [Writable.Err] stays nil. Bytes of the interrupted chunk may
+// have been written in part. A write to w that cannot take a deadline and
+// never returns keeps the stream from closing: set Options.StallTimeout to
+// bound it.
+//
+// w is written to until [Writable.Done] is closed, so wait for it (Close,
+// Finished, <-Done()) before w may no longer be used: in an HTTP handler,
+// before the handler returns. Pass the request's context as
+// Options.Context to destroy the stream when the client goes away.
 //
 // opts configures the stream as for [NewWritable], except that Writev is
 // ignored (the adapter writes batches itself). If opts.Destroy is set it
-// runs after the adapter's own Destroy step, on the adapter's goroutine.
+// runs after the adapter's own Destroy step, on the adapter's goroutine,
+// and its error is joined to the writer's Close error, if any.
 // FromWriter panics if w is nil.
 func FromWriter(w io.Writer, opts Options) *Writable {
 	if w == nil {

@@ -722,3 +722,22 @@ func TestFromWriterHTTPDestroyUnblocksAStuckResponse(t *testing.T) {
 	assert.ErrorIs(t, out.cbErr, errTest, "the interrupted write's callback")
 	assert.ErrorIs(t, out.closeErr, errTest, "Close")
 }
+
+// An Options.Destroy hook runs after the writer's Close, and both errors
+// reach the stream.
+func TestFromWriteCloserRunsTheUserDestroyHookAfterClose(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	errClose := errors.New("close failed")
+	errHook := errors.New("hook failed")
+	log := &eventLog{}
+	cw := &closeRecorder{log: log, err: errClose}
+	w := stream.FromWriteCloser(cw, stream.Options{Destroy: func(err error, done stream.Callback) {
+		log.add("user hook")
+		done(errHook)
+	}})
+	w.OnClose(func() { log.add("close") })
+	err := w.Close()
+	assert.ErrorIs(t, err, errClose, "Close reports the writer's Close error")
+	assert.ErrorIs(t, err, errHook, "Close reports the user hook's error")
+	assert.Equal(t, []string{"writer Close", "user hook", "close"}, log.get(), "order of the Destroy step")
+}
