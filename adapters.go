@@ -1,12 +1,381 @@
 package stream
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
+	"net"
+	"net/http"
 	"os"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
-func FromWriter(w io.Writer, opts Options) *Writable           { panic("unimplemented") }
-func FromWriteCloser(w io.WriteCloser, opts Options) *Writable { panic("unimplemented") }
+// FromWriter returns a stream whose sink is w: a file, a socket, an
+// http.ResponseWriter, os.Stdout, a bufio.Writer... It never closes w.
+//
+// The blocking writes to w run on one goroutine owned by the stream, one
+// call at a time, so the producers never wait for w except through the
+// stream's backpressure (Write blocks, WriteChunk returns false). The
+// goroutine starts with the first write and is gone once [Writable.Done] is
+// closed; the stream must therefore be ended (End, Close) or destroyed.
+//
+// When two or more chunks are buffered they go out in one batch: for a
+// net.Conn as one [net.Buffers.WriteTo], which is a single writev on TCP
+// and Unix sockets; for other writers small chunks are first gathered into
+// one write of up to 64 KiB. After each batch the stream flushes w if it has
+// a Flush() error method (bufio.Writer) or is an http.ResponseWriter or
+// http.Flusher, so that an HTTP client receives the data as it is written.
+// A write that returns n < len(p) without an error fails with
+// io.ErrShortWrite. Any error from w destroys the stream with it.
+//
+// Destroy (or the cancellation of Options.Context) unblocks a write stuck
+// on w when w can take a deadline: a net.Conn, an *os.File that supports
+// one (pipes), or an http.ResponseWriter through http.ResponseController.
+// The write deadline is then set in the past; FromWriter resets it to none
+// (the zero time) once the write has returned, losing any deadline the
+// caller had set. The interrupted write's callback gets an error matching
+// ErrDestroyed, the destroying error if any, and the writer's own error
+// (os.ErrDeadlineExceeded for a socket or a pipe); as for the writes still
+// buffered, that error does not become the stream's error, so after
+// Destroy(nil) [Writable.Err] stays nil. Bytes of the interrupted chunk may
+// have been written in part. A write to w that cannot take a deadline and
+// never returns keeps the stream from closing: set Options.StallTimeout to
+// bound it.
+//
+// w is written to until [Writable.Done] is closed, so wait for it (Close,
+// Finished, <-Done()) before w may no longer be used: in an HTTP handler,
+// before the handler returns. Pass the request's context as
+// Options.Context to destroy the stream when the client goes away.
+//
+// opts configures the stream as for [NewWritable], except that Writev is
+// ignored (the adapter writes batches itself). If opts.Destroy is set it
+// runs after the adapter's own Destroy step, on the adapter's goroutine,
+// and its error is joined to the writer's Close error, if any.
+// FromWriter panics if w is nil.
+func FromWriter(w io.Writer, opts Options) *Writable {
+	if w == nil {
+		panic("stream: FromWriter: nil io.Writer")
+	}
+	return newWriterSink(w, nil, opts).stream
+}
+
+// FromWriteCloser is FromWriter for a writer that the stream owns: it
+// closes w in its Destroy step, after a clean finish as after an error or a
+// Destroy, and "close" follows the return of w.Close. An error from Close
+// becomes the stream's error if it had none, so [Writable.Close],
+// [Writable.Err], OnError and Finished report it. Closing w also unblocks a
+// write stuck on it. FromWriteCloser panics if w is nil.
+func FromWriteCloser(w io.WriteCloser, opts Options) *Writable {
+	if w == nil {
+		panic("stream: FromWriteCloser: nil io.WriteCloser")
+	}
+	return newWriterSink(w, w, opts).stream
+}
+
+// OpenFile opens the named file with os.OpenFile and returns a stream that
+// writes to it, the analogue of Node's fs.createWriteStream. flag is as for
+// os.OpenFile and must include os.O_WRONLY or os.O_RDWR: Node's "w" is
+// os.O_WRONLY|os.O_CREATE|os.O_TRUNC, "a" is os.O_WRONLY|os.O_CREATE|os.O_APPEND
+// and "wx" adds os.O_EXCL to "w". perm (before umask) applies to a file the
+// call creates; Node's default is 0o666.
+//
+// An error opening the file is returned at once, as an *fs.PathError, with
+// a nil stream. The stream then behaves as [FromWriteCloser] on the file: the
+// writes run on a goroutine of the stream, the file is closed in the
+// Destroy step, and "close" follows the close of the descriptor; a close
+// error is the stream's error. As in Node, the file is closed, not synced:
+// a nil from Close does not mean the data reached the disk; call Sync
+// yourself (in Options.Final, say) if it must.
 func OpenFile(name string, flag int, perm os.FileMode, opts Options) (*Writable, error) {
-	panic("unimplemented")
+	if flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errReadOnlyFlag}
+	}
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return FromWriteCloser(f, opts), nil
+}
+
+var errReadOnlyFlag = errors.New("stream: OpenFile needs os.O_WRONLY or os.O_RDWR in flag")
+
+// gatherMax bounds the writes in which writerSink gathers the small chunks
+// of a batch for a writer that has no vectored write, and gatherChunk is
+// the size from which a chunk is written on its own: copying a few small
+// chunks costs much less than one system call each.
+const (
+	gatherMax   = 64 * 1024
+	gatherChunk = 16 * 1024
+)
+
+// past is the deadline that makes a blocked write return at once.
+var past = time.Unix(1, 0)
+
+// writerSink is the sink of FromWriter and FromWriteCloser: it runs the
+// blocking writes on a goroutine of its own, fed through jobs.
+type writerSink struct {
+	stream      *Writable
+	w           io.Writer
+	closer      io.Closer // FromWriteCloser's writer; nil for FromWriter
+	vectored    bool      // w is a net.Conn: net.Buffers.WriteTo may be one writev
+	flush       func() error
+	setDeadline func(time.Time) error // nil if w takes no write deadline
+	userDestroy DestroyFunc
+
+	start sync.Once
+	// jobs feeds the goroutine. The stream makes one sink call at a time,
+	// but the Destroy hook may follow a write the stall timer gave up on
+	// before the goroutine took it: room for two keeps every send from
+	// blocking, including one made on the goroutine itself inside done.
+	jobs chan sinkJob
+
+	stopping    atomic.Bool // the Destroy step began: skip writes still queued
+	inWrite     atomic.Bool // the goroutine is in a write
+	interrupted atomic.Bool // the deadline was set in the past
+	cause       error       // the destroying error; written before interrupted is set
+
+	// Owned by the goroutine.
+	vec     [][]byte
+	gather  *slab
+	flushOK bool
+
+	// Counters for tests.
+	batches       atomic.Int64 // Writev calls
+	vectoredCalls atomic.Int64 // of which went out as one net.Buffers.WriteTo
+}
+
+type jobKind uint8
+
+const (
+	jobWrite jobKind = iota
+	jobWritev
+	jobRelease
+)
+
+type sinkJob struct {
+	kind   jobKind
+	chunk  []byte
+	chunks [][]byte
+	err    error // jobRelease: the stream's error
+	done   Callback
+}
+
+// newWriterSink builds the stream of FromWriter (closer == nil) and
+// FromWriteCloser.
+func newWriterSink(w io.Writer, closer io.Closer, opts Options) *writerSink {
+	s := &writerSink{
+		w:           w,
+		closer:      closer,
+		userDestroy: opts.Destroy,
+		jobs:        make(chan sinkJob, 2),
+		flushOK:     true,
+	}
+	_, s.vectored = w.(net.Conn)
+	switch fw := w.(type) {
+	case interface{ Flush() error }:
+		s.flush = fw.Flush
+	case http.ResponseWriter:
+		// ResponseController finds Flush and SetWriteDeadline through
+		// wrappers that have an Unwrap method.
+		rc := http.NewResponseController(fw)
+		s.flush = rc.Flush
+		s.setDeadline = rc.SetWriteDeadline
+	case http.Flusher:
+		s.flush = func() error { fw.Flush(); return nil }
+	}
+	if dw, ok := w.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		s.setDeadline = dw.SetWriteDeadline
+	}
+	opts.Writev = s.writev
+	opts.Destroy = s.destroy
+	s.stream = NewWritable(s.write, opts)
+	s.stream.mu.Lock()
+	s.stream.interrupt = s.interrupt
+	s.stream.mu.Unlock()
+	return s
+}
+
+// write is the stream's WriteFunc: it hands the chunk to the goroutine.
+func (s *writerSink) write(chunk []byte, done Callback) {
+	s.start.Do(s.spawn)
+	s.jobs <- sinkJob{kind: jobWrite, chunk: chunk, done: done}
+}
+
+// writev is the stream's WritevFunc.
+func (s *writerSink) writev(chunks [][]byte, done Callback) {
+	s.batches.Add(1)
+	s.start.Do(s.spawn)
+	s.jobs <- sinkJob{kind: jobWritev, chunks: chunks, done: done}
+}
+
+// destroy is the stream's DestroyFunc. It runs once nothing is in flight,
+// unless the stall timer gave up on a write that is still blocked: that one
+// is interrupted too, so that the goroutine can release the writer.
+func (s *writerSink) destroy(err error, done Callback) {
+	s.stopping.Store(true)
+	if s.inWrite.Load() && s.setDeadline != nil && !s.interrupted.Load() {
+		s.interrupted.Store(true)
+		if s.setDeadline(past) != nil {
+			s.interrupted.Store(false)
+		}
+	}
+	s.start.Do(s.spawn)
+	s.jobs <- sinkJob{kind: jobRelease, err: err, done: done}
+}
+
+// interrupt is the stream's interrupt hook, called under its lock when it
+// is destroyed with a write in flight: a deadline in the past makes a
+// blocked write return. Setting it does not block, except that an HTTP/2
+// response waits for its connection's serve loop to take the reset.
+func (s *writerSink) interrupt(err error) {
+	if s.setDeadline == nil {
+		return
+	}
+	s.cause = err
+	// Set the flag first: the write returns as soon as the deadline is set.
+	s.interrupted.Store(true)
+	if s.setDeadline(past) != nil { // an *os.File on a regular file, say
+		s.interrupted.Store(false)
+	}
+}
+
+func (s *writerSink) spawn() { go s.run() }
+
+// run is the goroutine that owns the writer. It returns after the Destroy
+// step, which is always the last job.
+func (s *writerSink) run() {
+	for j := range s.jobs {
+		if j.kind == jobRelease {
+			s.release(j.err, j.done)
+			return
+		}
+		j.done(s.do(&j))
+	}
+}
+
+// do performs one write or writev job and flushes.
+func (s *writerSink) do(j *sinkJob) error {
+	s.inWrite.Store(true)
+	var err error
+	switch {
+	case s.stopping.Load():
+		// A write the stall timer gave up on: the stream is gone, and its
+		// chunks may already be reused.
+		err = ErrDestroyed
+	case j.kind == jobWrite:
+		err = s.writeFull(j.chunk)
+	default:
+		err = s.writeBatch(j.chunks)
+	}
+	if err == nil && s.flush != nil && s.flushOK {
+		err = s.flush()
+		if errors.Is(err, http.ErrNotSupported) {
+			s.flushOK, err = false, nil
+		}
+	}
+	s.inWrite.Store(false)
+	if err != nil && s.interrupted.Load() {
+		if s.cause != nil {
+			return fmt.Errorf("%w: %w: write interrupted: %w", ErrDestroyed, s.cause, err)
+		}
+		return fmt.Errorf("%w: write interrupted: %w", ErrDestroyed, err)
+	}
+	return err
+}
+
+// writeFull writes p with one Write, enforcing the io.Writer contract.
+func (s *writerSink) writeFull(p []byte) error {
+	n, err := s.w.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	return err
+}
+
+// writeBatch writes 2+ chunks: one net.Buffers.WriteTo on a net.Conn (a
+// writev on TCP and Unix sockets); else runs of small chunks gathered into
+// one write, and large chunks as they are.
+func (s *writerSink) writeBatch(chunks [][]byte) error {
+	if s.vectored {
+		s.vectoredCalls.Add(1)
+		total := 0
+		for _, c := range chunks {
+			total += len(c)
+		}
+		// WriteTo consumes the Buffers it is given: hand it a copy of the
+		// slice header so that vec keeps its capacity.
+		s.vec = append(s.vec[:0], chunks...)
+		b := net.Buffers(s.vec)
+		n, err := b.WriteTo(s.w)
+		clear(s.vec)
+		if err == nil && n < int64(total) {
+			err = io.ErrShortWrite
+		}
+		return err
+	}
+	var g []byte
+	for _, c := range chunks {
+		if len(c) >= gatherChunk {
+			if len(g) > 0 {
+				if err := s.writeFull(g); err != nil {
+					return err
+				}
+				g = g[:0]
+			}
+			if err := s.writeFull(c); err != nil {
+				return err
+			}
+			continue
+		}
+		if g == nil {
+			if s.gather == nil {
+				s.gather = getSlab(gatherMax)
+			}
+			g = s.gather.buf[:0]
+		}
+		if len(g)+len(c) > cap(g) {
+			if err := s.writeFull(g); err != nil {
+				return err
+			}
+			g = g[:0]
+		}
+		g = append(g, c...)
+	}
+	if len(g) > 0 {
+		return s.writeFull(g)
+	}
+	return nil
+}
+
+// release is the Destroy step, on the goroutine: close the writer
+// (FromWriteCloser) or clear the deadline set to interrupt a write
+// (FromWriter), then run the user's Destroy hook, if any.
+func (s *writerSink) release(err error, done Callback) {
+	if s.gather != nil {
+		putSlab(s.gather)
+		s.gather = nil
+	}
+	var cerr error
+	if s.closer != nil {
+		cerr = s.closer.Close()
+	} else if s.interrupted.Load() {
+		_ = s.setDeadline(time.Time{})
+	}
+	if s.userDestroy == nil {
+		done(cerr)
+		return
+	}
+	s.userDestroy(err, func(uerr error) {
+		switch {
+		case cerr == nil:
+			done(uerr)
+		case uerr == nil:
+			done(cerr)
+		default:
+			done(errors.Join(cerr, uerr))
+		}
+	})
 }

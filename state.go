@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -446,9 +447,12 @@ func (w *Writable) settleWriteLocked(err error, sync bool) {
 
 // failLocked records a sink error: it becomes the stream's error unless it
 // already had one, and destroys the stream. A call failing after a
-// Destroy(nil) still counts.
+// Destroy(nil) still counts, except with an error matching ErrDestroyed:
+// that is the echo of the Destroy (an adapter's write cut short by
+// interrupt), which its callback gets, as buffered writes do, without
+// making it the stream's error.
 func (w *Writable) failLocked(err error) {
-	if w.err == nil {
+	if w.err == nil && (w.teardown == alive || !errors.Is(err, ErrDestroyed)) {
 		w.err = err
 	}
 	w.destroyLocked(err)
