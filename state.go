@@ -403,6 +403,11 @@ func (w *Writable) settleLocked(c *completion, err error, sync bool) {
 	w.call = nil
 	switch c.kind {
 	case callWrite, callWritev:
+		if c.phase.Load() == phaseAbandoned {
+			// The sink may still hold the chunks: their slabs must not go
+			// back to the pool, where another Write would copy into them.
+			w.forgetSlabsInFlightLocked()
+		}
 		w.settleWriteLocked(err, sync)
 	case callFinal:
 		if err != nil {
@@ -443,6 +448,14 @@ func (w *Writable) settleWriteLocked(err error, sync bool) {
 	}
 	clear(w.chunks)
 	w.chunks = w.chunks[:0]
+}
+
+// forgetSlabsInFlightLocked detaches the pooled buffers of the chunks in
+// flight from their entries, leaving them to the garbage collector.
+func (w *Writable) forgetSlabsInFlightLocked() {
+	for i := range w.inflight {
+		w.buf.At(i).slab = nil
+	}
 }
 
 // failLocked records a sink error: it becomes the stream's error unless it
