@@ -2,7 +2,10 @@ package stream_test
 
 import (
 	"errors"
+	"io"
+	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -100,4 +103,45 @@ func TestRegressNilHandler(t *testing.T) {
 	}
 	out, ok := crashChild(t, "TestRegressNilHandler")
 	assert.True(t, ok, "a nil handler crashed the program:\n%s", out)
+}
+
+// afClosingPipeWriter is an io.PipeWriter whose Close is signalled on
+// closed; like the pipe itself it takes no write deadline, and closing it
+// makes a Write blocked on it return io.ErrClosedPipe.
+type afClosingPipeWriter struct {
+	*io.PipeWriter
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (w *afClosingPipeWriter) Close() error {
+	w.once.Do(func() { close(w.closed) })
+	return w.PipeWriter.Close()
+}
+
+// Bug 7. FromWriteCloser: "Closing w also unblocks a write stuck on it",
+// and the stream's Destroy step closes w. When StallTimeout gives up on a
+// write stuck on a writer that takes no deadline (an io.PipeWriter nobody
+// reads), the Destroy step runs while the write is still blocked, but the
+// adapter queues the Close behind that write on its goroutine: w is never
+// closed, the stream closes only when the Destroy step stalls in turn, and
+// the adapter's goroutine stays blocked forever although closing w would
+// release it.
+func TestRegressStalledWriteToWriteCloserClosesIt(t *testing.T) {
+	t.Skip("bug 7: see /work/notes/bugs.md")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	pr, pw := io.Pipe() // nobody reads pr
+	defer pr.Close()    // releases the adapter's goroutine if the bug is there
+	cw := &afClosingPipeWriter{PipeWriter: pw, closed: make(chan struct{})}
+	w := stream.FromWriteCloser(cw, stream.Options{StallTimeout: 20 * time.Millisecond})
+	cb := make(chan error, 1)
+	w.WriteChunk([]byte("stuck"), func(err error) { cb <- err })
+	streamtest.WaitDone(t, w)
+	assert.ErrorIs(t, streamtest.Recv(t, cb, "the stalled write's callback"), stream.ErrStalled, "the stalled write's callback")
+	assert.ErrorIs(t, w.Err(), stream.ErrStalled, "Err")
+	select {
+	case <-cw.closed:
+	case <-time.After(2 * time.Second):
+		assert.Fail(t, "the stream closed, but the writer it owns was never closed")
+	}
 }
