@@ -21,10 +21,14 @@ import (
 // after write k is accepted; Options.Context is cancelled with a cause
 // after write k; Construct fails after k writes were buffered;
 // the Destroy hook fails after a Destroy(nil) at k. Then, once per sink
-// mode: Final fails; the Destroy hook fails after a clean finish. Each
+// mode: Final fails; the Destroy hook fails after a clean finish. Also
+// Destroy(nil) after write k, and Finished called with a done ctx at
+// write k (it returns ctx's cause and leaves the stream alone). Each
 // runs with a sink that completes synchronously and one that completes on
 // another goroutine. Every callback before k gets nil, every one from k on
-// an error matching the first error; Err and Close report that error;
+// an error matching the first error; Err, Close and Finished (called
+// after "close", and waiting since before the first write) report that
+// error, Finished nil after a clean finish;
 // "error" fires once, just before "close", which comes last; "finish"
 // only after a clean end; every callback exactly once; no goroutine left.
 
@@ -38,6 +42,8 @@ type faultRun struct {
 	errorArg error // the error OnError got
 	err      error // Err() after close
 	closeErr error
+	finished error // Finished after close
+	waited   error // Finished called before the first write, once it returned
 }
 
 // faultSink is a WriteFunc that fails the call carrying write failAt
@@ -75,6 +81,8 @@ func runFaultScript(t *testing.T, w *stream.Writable, before func(i int)) faultR
 		add("error")
 	})
 	w.OnClose(func() { add("close") })
+	waited := make(chan error, 1)
+	go func() { waited <- stream.Finished(context.Background(), w) }()
 	called := make(chan struct{}, faultWrites)
 	for i := range faultWrites {
 		if before != nil {
@@ -97,6 +105,8 @@ func runFaultScript(t *testing.T, w *stream.Writable, before func(i int)) faultR
 		streamtest.Recv(t, called, "every write callback")
 	}
 	r.err = w.Err()
+	r.finished = stream.Finished(context.Background(), w)
+	r.waited = streamtest.Recv(t, waited, "Finished, waiting since before the first write")
 	mu.Lock()
 	defer mu.Unlock()
 	r.events = slices.Clone(r.events)
@@ -120,14 +130,17 @@ func checkFault(t *testing.T, r faultRun, failFrom int, want error, clean bool) 
 			return
 		}
 	}
+	assert.Equal(t, r.finished, r.waited, "Finished agrees whether it waited or not")
 	if clean {
 		assert.NoError(t, r.err, "Err")
 		assert.NoError(t, r.closeErr, "Close")
+		assert.NoError(t, r.finished, "Finished after a clean finish")
 		assert.Equal(t, []string{"finish", "close"}, r.events, "events")
 		return
 	}
 	assert.ErrorIs(t, r.err, want, "Err reports the first error")
 	assert.ErrorIs(t, r.closeErr, want, "Close reports the first error")
+	assert.Equal(t, r.err, r.finished, "Finished reports Err()")
 	assert.Equal(t, []string{"error", "close"}, r.events, "events: error once, close last, no finish")
 	assert.Equal(t, r.err, r.errorArg, "OnError got Err()")
 }
@@ -196,6 +209,60 @@ func TestFaultMatrix(t *testing.T) {
 					r.events = r.events[1:]
 				}
 				checkFault(t, r, from, boom, from == faultWrites && r.err == nil)
+			}
+			goleak.VerifyNone(t)
+		})
+		t.Run("Destroy(nil) after write k/"+mode, func(t *testing.T) {
+			for k := range faultWrites {
+				// Without an error: the writes from k on get ErrDestroyed,
+				// Err stays nil, no "error", Close says ErrDestroyed and
+				// Finished ErrPrematureClose.
+				var w *stream.Writable
+				w = stream.NewWritable(faultSink(-1, async, nil), stream.Options{HighWaterMark: 4})
+				r := runFaultScript(t, w, func(i int) {
+					if i == k {
+						w.Destroy(nil)
+					}
+				})
+				from := k
+				if async {
+					from = firstError(r.cbErrs)
+					if !assert.LessOrEqual(t, from, k, "the first failed write is at most k") {
+						return
+					}
+				}
+				for i := range faultWrites {
+					if i < from {
+						if !assert.NoError(t, r.cbErrs[i], "callback %d, before the Destroy at %d", i, k) {
+							return
+						}
+					} else if !assert.ErrorIs(t, r.cbErrs[i], stream.ErrDestroyed, "callback %d, from the Destroy at %d on", i, k) {
+						return
+					}
+				}
+				assert.NoError(t, r.err, "Err after Destroy(nil)")
+				assert.ErrorIs(t, r.closeErr, stream.ErrDestroyed, "Close after Destroy(nil)")
+				assert.Equal(t, []string{"close"}, r.events, "events: no error, no finish")
+				assert.ErrorIs(t, r.finished, stream.ErrPrematureClose, "Finished after Destroy(nil)")
+				assert.Equal(t, r.finished, r.waited, "Finished agrees whether it waited or not")
+			}
+			goleak.VerifyNone(t)
+		})
+		t.Run("Finished with a done ctx at write k/"+mode, func(t *testing.T) {
+			for k := range faultWrites {
+				// Finished returns ctx's cause and leaves the stream
+				// alone: it goes on and finishes cleanly.
+				ctx, cancel := context.WithCancelCause(context.Background())
+				cancel(boom)
+				var w *stream.Writable
+				w = stream.NewWritable(faultSink(-1, async, nil), stream.Options{HighWaterMark: 4})
+				r := runFaultScript(t, w, func(i int) {
+					if i == k {
+						assert.ErrorIs(t, stream.Finished(ctx, w), boom, "Finished with a done ctx at %d", k)
+						assert.False(t, w.State().Destroyed, "Finished did not destroy the stream")
+					}
+				})
+				checkFault(t, r, faultWrites, nil, true)
 			}
 			goleak.VerifyNone(t)
 		})
