@@ -66,8 +66,11 @@ func FromWriter(w io.Writer, opts Options) *Writable {
 // closes w in its Destroy step, after a clean finish as after an error or a
 // Destroy, and "close" follows the return of w.Close. An error from Close
 // becomes the stream's error if it had none, so [Writable.Close],
-// [Writable.Err], OnError and Finished report it. Closing w also unblocks a
-// write stuck on it. FromWriteCloser panics if w is nil.
+// [Writable.Err], OnError and Finished report it. When the stream is
+// destroyed (or a write stalls) while a write is stuck on a w that takes no
+// write deadline, w is closed at once, off the adapter's goroutine, to
+// unblock that write (an io.PipeWriter nobody reads, say); it is closed only
+// once. FromWriteCloser panics if w is nil.
 func FromWriteCloser(w io.WriteCloser, opts Options) *Writable {
 	if w == nil {
 		panic("stream: FromWriteCloser: nil io.WriteCloser")
@@ -134,8 +137,13 @@ type writerSink struct {
 
 	stopping    atomic.Bool // the Destroy step began: skip writes still queued
 	inWrite     atomic.Bool // the goroutine is in a write
-	interrupted atomic.Bool // the deadline was set in the past
+	interrupted atomic.Bool // the deadline was set in the past, or closer closed early
 	cause       error       // the destroying error; written before interrupted is set
+
+	// closeOnce closes closer once: in the Destroy step, or earlier to
+	// unblock a write stuck on a writer that takes no deadline.
+	closeOnce sync.Once
+	closeErr  error
 
 	// Owned by the goroutine.
 	vec     [][]byte
@@ -216,30 +224,54 @@ func (s *writerSink) writev(chunks [][]byte, done Callback) {
 // is interrupted too, so that the goroutine can release the writer.
 func (s *writerSink) destroy(err error, done Callback) {
 	s.stopping.Store(true)
-	if s.inWrite.Load() && s.setDeadline != nil && !s.interrupted.Load() {
-		s.interrupted.Store(true)
-		if s.setDeadline(past) != nil {
-			s.interrupted.Store(false)
-		}
+	if s.inWrite.Load() && !s.interrupted.Load() {
+		s.unblock(false /* may block */)
 	}
 	s.start.Do(s.spawn)
 	s.jobs <- sinkJob{kind: jobRelease, err: err, done: done}
 }
 
-// interrupt is the stream's interrupt hook, called under its lock when it
-// is destroyed with a write in flight: a deadline in the past makes a
-// blocked write return. Setting it does not block, except that an HTTP/2
-// response waits for its connection's serve loop to take the reset.
-func (s *writerSink) interrupt(err error) {
-	if s.setDeadline == nil {
+// unblock makes a write stuck on the writer return: a write deadline in
+// the past where the writer takes one; else, for a writer the stream owns,
+// closing it early (an io.PipeWriter, most WriteClosers). Closing may block,
+// so with background it runs on a goroutine of its own; the Destroy step
+// waits for it through closeOnce.
+func (s *writerSink) unblock(background bool) {
+	if s.setDeadline != nil {
+		// Set the flag first: the write returns as soon as the deadline is set.
+		s.interrupted.Store(true)
+		if s.setDeadline(past) == nil {
+			return
+		}
+		s.interrupted.Store(false) // an *os.File on a regular file, say
+	}
+	if s.closer == nil {
 		return
 	}
-	s.cause = err
-	// Set the flag first: the write returns as soon as the deadline is set.
 	s.interrupted.Store(true)
-	if s.setDeadline(past) != nil { // an *os.File on a regular file, say
-		s.interrupted.Store(false)
+	if background {
+		go s.closeWriter()
+	} else {
+		s.closeWriter()
 	}
+}
+
+// closeWriter closes the writer the stream owns, once, and returns the
+// error of that Close.
+func (s *writerSink) closeWriter() error {
+	s.closeOnce.Do(func() { s.closeErr = s.closer.Close() })
+	return s.closeErr
+}
+
+// interrupt is the stream's interrupt hook, called under its lock when it
+// is destroyed with a write in flight: a deadline in the past makes a
+// blocked write return, and so does closing a writer the stream owns.
+// Setting a deadline does not block, except that an HTTP/2 response waits
+// for its connection's serve loop to take the reset; a Close runs on a
+// goroutine of its own.
+func (s *writerSink) interrupt(err error) {
+	s.cause = err
+	s.unblock(true /* under the stream's lock: must not block */)
 }
 
 func (s *writerSink) spawn() { go s.run() }
@@ -360,7 +392,7 @@ func (s *writerSink) release(err error, done Callback) {
 	}
 	var cerr error
 	if s.closer != nil {
-		cerr = s.closer.Close()
+		cerr = s.closeWriter()
 	} else if s.interrupted.Load() {
 		_ = s.setDeadline(time.Time{})
 	}

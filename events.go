@@ -178,6 +178,11 @@ func (w *Writable) deliverLocked() {
 	// runs without the lock.
 	returned := false
 	var current eventKind
+	// Consecutive callbacks run as a batch, with one unlock and lock for
+	// all of them: with a callback per write, the deliverer would otherwise
+	// fight the producers for the lock on every one.
+	var batch [32]event
+	var batched, ran int
 	defer func() {
 		if !returned {
 			w.mu.Lock()
@@ -186,6 +191,12 @@ func (w *Writable) deliverLocked() {
 				w.destroyLocked(nil)
 			case evClose:
 				close(w.done)
+			}
+			for i := batched - 1; i > ran; i-- { // put back what the panic skipped
+				if batch[i].counted {
+					w.pendingCallbacks++
+				}
+				w.events.PushFront(batch[i])
 			}
 			w.delivering = false
 			w.scheduleLocked()
@@ -216,7 +227,27 @@ func (w *Writable) deliverLocked() {
 		current = ev.kind
 		switch ev.kind {
 		case evCallback:
-			w.runCallbackLocked(ev)
+			batch[0], batched = ev, 1
+			for batched < len(batch) {
+				next := w.events.Front()
+				if next == nil || next.kind != evCallback {
+					break
+				}
+				batch[batched], _ = w.events.PopFront()
+				batched++
+			}
+			for i := range batched {
+				if batch[i].counted {
+					w.pendingCallbacks--
+				}
+			}
+			w.mu.Unlock()
+			for ran = 0; ran < batched; ran++ {
+				batch[ran].cb(batch[ran].err)
+			}
+			w.mu.Lock()
+			clear(batch[:batched])
+			batched = 0
 		case evDrainCheck:
 			if !w.drainDueLocked() {
 				continue

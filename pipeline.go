@@ -170,6 +170,11 @@ func (p *pipeline) initBufs() {
 		b.s = getSlab(size)
 		b.cb = func(err error) {
 			if err != nil {
+				if errors.Is(err, ErrDestroyed) && p.dst.Err() == nil {
+					// The echo of a Destroy(nil) from elsewhere (a buffered
+					// or interrupted write), not a cause: dst closed early.
+					err = ErrPrematureClose
+				}
 				p.fail(err)
 			}
 			p.free <- b // never blocks: there is room for every buffer

@@ -48,6 +48,14 @@ type State struct {
 	Err error
 }
 
+// enumString names v from names, or as typ(v) if it is out of range.
+func enumString[T ~uint8](names []string, v T, typ string) string {
+	if int(v) < len(names) {
+		return names[v]
+	}
+	return fmt.Sprintf("%s(%d)", typ, v)
+}
+
 // endState is where a stream is on its way to "finish". It only moves
 // forward.
 type endState uint8
@@ -72,12 +80,7 @@ const (
 
 var endStateNames = [...]string{"open", "ending", "finalizing", "finishing", "finished"}
 
-func (s endState) String() string {
-	if int(s) < len(endStateNames) {
-		return endStateNames[s]
-	}
-	return fmt.Sprintf("endState(%d)", s)
-}
+func (s endState) String() string { return enumString(endStateNames[:], s, "endState") }
 
 // teardown is where a stream is on its way to "close". It only moves
 // forward, independently of endState.
@@ -102,12 +105,7 @@ const (
 
 var teardownNames = [...]string{"alive", "destroying", "closing", "closed"}
 
-func (s teardown) String() string {
-	if int(s) < len(teardownNames) {
-		return teardownNames[s]
-	}
-	return fmt.Sprintf("teardown(%d)", s)
-}
+func (s teardown) String() string { return enumString(teardownNames[:], s, "teardown") }
 
 // callKind is the kind of a sink call.
 type callKind uint8
@@ -122,12 +120,7 @@ const (
 
 var callKindNames = [...]string{"write", "writev", "final", "construct", "destroy"}
 
-func (k callKind) String() string {
-	if int(k) < len(callKindNames) {
-		return callKindNames[k]
-	}
-	return fmt.Sprintf("callKind(%d)", k)
-}
+func (k callKind) String() string { return enumString(callKindNames[:], k, "callKind") }
 
 // Phases of a completion. A sink call starts inCall; done moves it to
 // syncDone if the sink function has not returned yet, and the dispatching

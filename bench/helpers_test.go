@@ -2,16 +2,15 @@ package bench
 
 import (
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/streamkit/stream"
+	"github.com/streamkit/stream/bench/internal/size"
 )
 
 // Flags of the test binary (after -args with go test, or directly on a
@@ -161,34 +160,10 @@ func reportRate(b *testing.B, start time.Time, writes, bytes int64) {
 	b.ReportMetric(float64(bytes)/secs/1e6, "MB/s")
 }
 
-// parseSize parses "16K", "256M", "1G" (powers of 1024) or a plain number.
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s), "B"), "I")
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
-}
-
 // fileSize returns -filesize in bytes, failing b on a bad value.
 func fileSize(b *testing.B) int64 {
 	b.Helper()
-	n, err := parseSize(*fileSizeFlag)
+	n, err := size.Parse(*fileSizeFlag)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,6 +24,16 @@ func (r *Ring[T]) PushBack(v T) {
 	r.n++
 }
 
+// PushFront inserts v at the front of the queue.
+func (r *Ring[T]) PushFront(v T) {
+	if r.n == len(r.buf) {
+		r.grow()
+	}
+	r.head = (r.head - 1) & (len(r.buf) - 1)
+	r.buf[r.head] = v
+	r.n++
+}
+
 // PopFront removes and returns the first element. It reports false if the
 // queue is empty. The vacated slot is zeroed so the queue does not keep
 // references alive.

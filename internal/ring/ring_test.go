@@ -76,3 +76,19 @@ func TestRingSteadyStateAllocatesNothing(t *testing.T) {
 	})
 	assert.Zero(t, allocs, "push/pop within the grown capacity allocates")
 }
+
+func TestRingPushFront(t *testing.T) {
+	var r Ring[int]
+	for i := range 5 {
+		r.PushBack(i + 10) // 10..14
+	}
+	for i := range 20 { // wraps and grows from the front
+		r.PushFront(9 - i) // 9, 8, ..., -10
+	}
+	for want := -10; want <= 14; want++ {
+		v, ok := r.PopFront()
+		require.True(t, ok, "pop %d", want)
+		require.Equal(t, want, v, "elements pushed at the front come out first, newest first")
+	}
+	assert.Zero(t, r.Len(), "empty at the end")
+}

@@ -97,16 +97,6 @@ func TestMedian(t *testing.T) {
 	assert.True(t, math.IsNaN(median(nil)), "none")
 }
 
-func TestParseSize(t *testing.T) {
-	for give, want := range map[string]int64{"16": 16, "16K": 16 << 10, "256M": 256 << 20, "1G": 1 << 30, "1GiB": 1 << 30} {
-		got, err := parseSize(give)
-		require.NoError(t, err, "parseSize(%q)", give)
-		assert.Equal(t, want, got, "parseSize(%q)", give)
-	}
-	_, err := parseSize("x")
-	assert.Error(t, err, "not a size")
-}
-
 // fakeResults makes results of one metric per measurement and round.
 func fakeResults(rounds int, values map[string][]float64, metric string) *results {
 	var ms []measurement

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/streamkit/stream/bench/internal/size"
 )
 
 // sizes fixes how much work each measurement does, the same on both sides.
@@ -24,7 +26,7 @@ var (
 
 // fileBytes returns fileSize in bytes.
 func (s sizes) fileBytes() int64 {
-	n, err := parseSize(s.fileSize)
+	n, err := size.Parse(s.fileSize)
 	if err != nil {
 		panic(err)
 	}
