@@ -40,12 +40,6 @@ const (
 	pfMaxReadsAfter = 2
 )
 
-// knownBug8 lets the Destroy(nil) rows accept the ErrDestroyed that
-// Pipeline returns instead of ErrPrematureClose (bug 8 in
-// /work/notes/bugs.md; TestRegressPipelineDstDestroyedWithoutErrorIsPrematureClose).
-// Set it to false once main fixes it.
-const knownBug8 = true
-
 var (
 	errPfRead = errors.New("read failed")
 	errPfSink = errors.New("sink failed")
@@ -369,9 +363,6 @@ func pfCheck(t *testing.T, r pfResult, k int, desc, kind string) bool {
 		}
 	}
 	check(r.faulted, "the fault happened")
-	if knownBug8 && r.noErr && errors.Is(r.err, stream.ErrDestroyed) && !errors.Is(r.err, stream.ErrPrematureClose) {
-		r.err = stream.ErrPrematureClose // bug 8
-	}
 	check(errors.Is(r.err, r.want), "Pipeline's error matches %v", r.want)
 	check(r.doneAtRet, "dst closed before Pipeline returned")
 	if r.noErr {
