@@ -170,9 +170,10 @@ func (p *pipeline) initBufs() {
 		b.s = getSlab(size)
 		b.cb = func(err error) {
 			if err != nil {
-				if errors.Is(err, ErrDestroyed) && p.dst.Err() == nil {
-					// The echo of a Destroy(nil) from elsewhere (a buffered
-					// or interrupted write), not a cause: dst closed early.
+				if errors.Is(err, ErrDestroyed) {
+					// The echo of a Destroy from elsewhere (a rejected,
+					// buffered or interrupted write), not a cause: dst closed
+					// early, and result reports dst's own error, if any.
 					err = ErrPrematureClose
 				}
 				p.fail(err)
@@ -327,8 +328,14 @@ func (p *pipeline) result() error {
 		}
 		err = st.Err
 	}
-	if err == nil {
-		err = ErrPrematureClose
+	if err == nil || errors.Is(err, ErrPrematureClose) && st.Err != nil {
+		// dst closed early: its own error, if it got one (a sink error
+		// after a Destroy(nil) from elsewhere, say), is the cause, as
+		// Finished reports it.
+		err = st.Err
+		if err == nil {
+			err = ErrPrematureClose
+		}
 	}
 	if len(p.closeErrs) > 0 {
 		return errors.Join(append([]error{err}, p.closeErrs...)...)
