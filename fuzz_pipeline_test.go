@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,12 +66,6 @@ var fpSeeds = [][]byte{
 	// Read error and sink failure on the same read.
 	{0, 0x10, 1, fpErrData, 8},
 }
-
-// knownBug9 lets FuzzPipeline accept the bare ErrDestroyed that Pipeline
-// returns when dst gets its error after a Destroy(nil) (bug 9 in
-// /work/notes/bugs.md; TestRegressPipelineEchoOfDestroyAfterDstFailed).
-// Set it to false once main fixes it.
-const knownBug9 = true
 
 // Read kinds (low 3 bits of a read's first byte) and hooks (bits 3-5).
 const (
@@ -365,10 +358,6 @@ func fpRun(t *testing.T, sc fpScript) {
 	}
 	if !closed {
 		fail("Pipeline returned before dst closed")
-	}
-	if knownBug9 && errors.Is(err, stream.ErrDestroyed) && !errors.Is(err, stream.ErrPrematureClose) &&
-		slices.Contains(o.want, stream.ErrPrematureClose) {
-		err = stream.ErrPrematureClose // bug 9: the echo of the Destroy(nil)
 	}
 	match := -1
 	for i, w := range o.want {

@@ -215,7 +215,6 @@ func (r *afEchoReader) Read(p []byte) (int, error) {
 // test's own write holds delivery so that the order is certain;
 // FuzzPipeline found it with an asynchronous sink and no such help.
 func TestRegressPipelineEchoOfDestroyAfterDstFailed(t *testing.T) {
-	t.Skip("bug 9: see /work/notes/bugs.md")
 	synctest.Test(t, func(t *testing.T) {
 		errSink := errors.New("sink failed")
 		dones := make(chan stream.Callback, 4)
