@@ -37,6 +37,8 @@ const (
 	fastReturned = 1 << 2
 	fastDoneSync = 1 << 3
 
+	fastSpins = 64 // loads while another fast write holds the sink
+
 	fastGenShift = 8
 	fastGenMask  = 1<<32 - 1<<fastGenShift
 	fastLenShift = 32
@@ -60,15 +62,27 @@ func fastLen(v uint64) int { return int(v >> fastLenShift) }
 // the word describing the write, or 0 if the fast path is closed or busy,
 // or n does not fit in the word.
 func (w *Writable) claimFast(n int) uint64 {
-	v := w.fast.Load()
-	if v&(fastOpen|fastBusy) != fastOpen || n >= w.fastMax {
+	if n >= w.fastMax {
 		return 0
 	}
-	claimed := (v+1<<fastGenShift)&fastGenMask | fastOpen | fastBusy | uint64(n)<<fastLenShift
-	if !w.fast.CompareAndSwap(v, claimed) {
-		return 0
+	// While another fast write holds the sink, wait a little for it: a
+	// synchronous sink releases it within nanoseconds, and falling back to
+	// the lock would close the fast path for everyone (with many producers
+	// it then seldom reopens).
+	for spin := 0; spin < fastSpins; spin++ {
+		v := w.fast.Load()
+		switch v & (fastOpen | fastBusy) {
+		case fastOpen:
+			claimed := (v+1<<fastGenShift)&fastGenMask | fastOpen | fastBusy | uint64(n)<<fastLenShift
+			if w.fast.CompareAndSwap(v, claimed) {
+				return claimed
+			}
+		case fastOpen | fastBusy:
+		default:
+			return 0 // closed
+		}
 	}
-	return claimed
+	return 0
 }
 
 // writeFast makes the fast write claimed as v and reports WriteChunk's
