@@ -126,8 +126,9 @@ func (k callKind) String() string { return enumString(callKindNames[:], k, "call
 // syncDone if the sink function has not returned yet, and the dispatching
 // goroutine completes the call after the return. If the function returns
 // first, the dispatcher moves it to awaiting and done completes the call
-// itself. Either way it ends idle, or abandoned when the stall timer gave
-// up on it.
+// itself (marking it settled). It stays there until the completion is
+// reused, or becomes abandoned when the stall timer gave up on it; a done
+// that finds it so, or idle, is a second done.
 const (
 	phaseIdle uint32 = iota
 	phaseInCall
@@ -144,6 +145,9 @@ type completion struct {
 	phase atomic.Uint32
 	kind  callKind // guarded by w.mu
 	err   error    // guarded by w.mu; the result of a syncDone call
+	// settled, guarded by w.mu, marks a call completed in phase awaiting,
+	// which stays awaiting until the completion is reused.
+	settled bool
 }
 
 func (c *completion) init(w *Writable) {
@@ -155,7 +159,7 @@ func (c *completion) init(w *Writable) {
 func (c *completion) complete(err error) {
 	// Fast path: a successful completion before the sink function returned
 	// needs no lock; the dispatcher finishes the job.
-	if err == nil && c.phase.CompareAndSwap(phaseInCall, phaseSyncDone) {
+	if err == nil && c.phase.Load() == phaseInCall && c.phase.CompareAndSwap(phaseInCall, phaseSyncDone) {
 		return
 	}
 	w := c.w
@@ -170,7 +174,11 @@ func (c *completion) complete(err error) {
 		// The sink function returned meanwhile: complete here.
 		fallthrough
 	case phaseAwaiting:
-		c.phase.Store(phaseIdle)
+		if c.settled {
+			w.doneTwiceLocked(c)
+			break
+		}
+		c.settled = true // rather than an atomic store to idle: one less per chunk
 		w.settleLocked(c, err, false)
 		if w.pump(true) {
 			w.deliverHereLocked()
@@ -180,15 +188,19 @@ func (c *completion) complete(err error) {
 	case phaseAbandoned:
 		// The stall timer gave up on this call; its result no longer counts.
 	default:
-		// Nothing in flight for this completion: done called twice, or late.
-		// The first call counted; this one is an error of the sink.
-		if c.kind != callDestroy {
-			w.destroyLocked(fmt.Errorf("%w (%v)", ErrMultipleCallback, c.kind))
-			w.pumpLocked()
-			w.scheduleLocked()
-		}
+		w.doneTwiceLocked(c)
 	}
 	w.mu.Unlock()
+}
+
+// doneTwiceLocked handles a done for a call that is not in flight: called
+// twice, or late. The first call counted; this one is an error of the sink.
+func (w *Writable) doneTwiceLocked(c *completion) {
+	if c.kind != callDestroy {
+		w.destroyLocked(fmt.Errorf("%w (%v)", ErrMultipleCallback, c.kind))
+		w.pumpLocked()
+		w.scheduleLocked()
+	}
 }
 
 // pumpLocked starts the next sink call whenever one can start, and settles
@@ -268,7 +280,7 @@ func (w *Writable) invoke(c *completion, kind callKind, chunk []byte, chunks [][
 func (w *Writable) abandonLocked(c *completion, err error) {
 	for {
 		ph := c.phase.Load()
-		if ph != phaseInCall && ph != phaseSyncDone && ph != phaseAwaiting {
+		if ph != phaseInCall && ph != phaseSyncDone && ph != phaseAwaiting || c.settled {
 			return // settled already, or abandoned by the stall timer
 		}
 		if c.phase.CompareAndSwap(ph, phaseAbandoned) {
@@ -341,6 +353,7 @@ func (w *Writable) nextCompletionLocked(kind callKind) *completion {
 // beginLocked marks c as the call in flight and arms the stall timer.
 func (w *Writable) beginLocked(c *completion) {
 	c.err = nil
+	c.settled = false
 	c.phase.Store(phaseInCall)
 	if c.kind != callDestroy {
 		w.call = c
