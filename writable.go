@@ -319,9 +319,10 @@ func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
 	return ok
 }
 
-// Write implements io.Writer. It copies p into the stream, in pieces of at
-// most the high-water mark, and blocks while the stream needs drain, so
-// memory stays bounded whatever the size of p. It returns the number of
+// Write implements io.Writer. It copies p into the stream, in pieces of
+// the high-water mark rounded up to a power of two between 4 KiB and 1 MiB,
+// and blocks while the stream needs drain, so memory stays bounded
+// whatever the size of p. It returns the number of
 // bytes accepted and, if that is less than len(p), the stream's error: see
 // WriteChunk for the errors of late writes. Write never retains p.
 // Consecutive Writes may reach the sink as one chunk.
