@@ -23,6 +23,10 @@ const tcpChunk = 16 << 10
 //
 //	FromWriter     WriteChunk into stream.FromWriter(conn), default options
 //	               (node tcp.js N*16K plain 16K child)
+//	FromWriter-HWM256KiB
+//	               the same with HighWaterMark 256 KiB, so that chunks pile
+//	               up while the socket is busy and go out as one writev
+//	               (not a compare row: Node's side keeps its 16 KiB mark)
 //	conn.Write     the plain loop, one write(2) per chunk
 //	net.Buffers16  the Go floor: 16 chunks per net.Buffers.WriteTo, one writev(2)
 //	               (as Node's tcp.js cork16)
@@ -31,7 +35,8 @@ func BenchmarkTCP(b *testing.B) {
 		name string
 		run  func(b *testing.B, conn *net.TCPConn) (writes int64)
 	}{
-		{"FromWriter", tcpFromWriter},
+		{"FromWriter", func(b *testing.B, conn *net.TCPConn) int64 { return tcpFromWriter(b, conn, 0) }},
+		{"FromWriter-HWM256KiB", func(b *testing.B, conn *net.TCPConn) int64 { return tcpFromWriter(b, conn, 256<<10) }},
 		{"conn.Write", tcpConnWrite},
 		{"net.Buffers16", tcpBuffers16},
 	} {
@@ -63,9 +68,9 @@ func BenchmarkTCP(b *testing.B) {
 	}
 }
 
-func tcpFromWriter(b *testing.B, conn *net.TCPConn) int64 {
+func tcpFromWriter(b *testing.B, conn *net.TCPConn, hwm int) int64 {
 	chunk := filled(tcpChunk)
-	w := stream.FromWriter(conn, stream.Options{})
+	w := stream.FromWriter(conn, stream.Options{HighWaterMark: hwm})
 	var writes int64
 	for b.Loop() {
 		writes++

@@ -161,6 +161,7 @@ func newSuite(sz sizes, tmp, root string) suite {
 
 		{id: "go-tcp", label: "WriteChunk 16 KiB into FromWriter(conn)", bench: "BenchmarkTCP/FromWriter/16KiB", btime: ntcp, metric: mbPerSec},
 		{id: "node-tcp", label: "tcp.js plain", node: true, args: node("tcp.js", strconv.FormatInt(sz.tcpBytes, 10), "plain", "16K", "child"), metric: mbPerSec},
+		{id: "go-tcp-hwm256k", label: "WriteChunk 16 KiB into FromWriter(conn), HighWaterMark 256 KiB", bench: "BenchmarkTCP/FromWriter-HWM256KiB/16KiB", btime: ntcp, metric: mbPerSec},
 		{id: "go-netbuffers", label: "net.Buffers of 16 (writev)", bench: "BenchmarkTCP/net.Buffers16/16KiB", btime: ntcp, metric: mbPerSec},
 		{id: "go-connwrite", label: "conn.Write loop", bench: "BenchmarkTCP/conn.Write/16KiB", btime: ntcp, metric: mbPerSec},
 
@@ -192,6 +193,8 @@ func newSuite(sz sizes, tmp, root string) suite {
 		{key: "filecopy", name: "File copy " + bytesIEC(sz.fileBytes()) + ", Pipeline → OpenFile(O_WRONLY), in place", ours: "go-filecopy", node: "node-filecopy", floor: "go-readwrite", floorName: "read/write 1 MiB",
 			metric: mbPerSec, minVsNode: 3, minVsFloor: 0.8},
 		{key: "tcp", name: "TCP loopback, 16 KiB writes into FromWriter(conn)", ours: "go-tcp", node: "node-tcp", floor: "go-netbuffers", floorName: "net.Buffers of 16",
+			metric: mbPerSec, minVsNode: 2, minVsFloor: 0.9},
+		{key: "tcp-hwm256k", name: "the same with HighWaterMark 256 KiB (Node keeps 16 KiB)", ours: "go-tcp-hwm256k", node: "node-tcp", floor: "go-netbuffers", floorName: "net.Buffers of 16",
 			metric: mbPerSec, minVsNode: 2, minVsFloor: 0.9},
 		{key: "producers64", name: "64 producers, WriteChunk 16 B, sync sink (aggregate)", ours: "go-producers64", floor: "go-sync16", floorName: "ours, 1 producer",
 			metric: writesPerSec, minVsFloor: 0.5},
