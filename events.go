@@ -207,6 +207,7 @@ func (w *Writable) deliverLocked() {
 		next := w.events.Front()
 		if next != nil && next.kind == evHookBarrier {
 			if late, ok := w.late.PopFront(); ok {
+				current = evCallback
 				w.runCallbackLocked(late)
 				continue
 			}
