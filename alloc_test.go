@@ -66,3 +66,30 @@ func TestSyncFlushRunsInConstantStack(t *testing.T) {
 	assert.Equal(t, first, last, "stack depth of the first and of the last sink call")
 	require.NoError(t, w.Close(), "Close after the flush")
 }
+
+// An idle stream holds no copy buffer of the size of its pieces: a server
+// may keep thousands of them open. Write's fast path keeps a small one
+// (fastWriteMax); larger Writes copy into pooled slabs.
+func TestIdleStreamsAfterWriteStaySmall(t *testing.T) {
+	const streams = 2000
+	ws := make([]*Writable, streams)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	small, large := make([]byte, 16), make([]byte, 8<<10)
+	for i := range ws {
+		ws[i] = NewWritable(syncSink, Options{})
+		_, err := ws[i].Write(small)
+		require.NoError(t, err, "Write 16 B")
+		_, err = ws[i].Write(large)
+		require.NoError(t, err, "Write 8 KiB")
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perStream := int64(after.HeapAlloc-before.HeapAlloc) / streams
+	t.Logf("heap per idle stream after two Writes: %d bytes", perStream)
+	assert.Less(t, perStream, int64(8<<10), "heap per idle stream (a piece is 16 KiB)")
+	for _, w := range ws {
+		require.NoError(t, w.Close(), "Close")
+	}
+}

@@ -37,7 +37,8 @@ const (
 	fastReturned = 1 << 2
 	fastDoneSync = 1 << 3
 
-	fastSpins = 64 // loads while another fast write holds the sink
+	fastSpins    = 64  // loads while another fast write holds the sink
+	fastWriteMax = 512 // the largest Write that may take the fast path
 
 	fastGenShift = 8
 	fastGenMask  = 1<<32 - 1<<fastGenShift

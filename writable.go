@@ -139,9 +139,10 @@ type Writable struct {
 	fastDones [8]fastDone
 	fastCall  completion
 	fast      atomic.Uint64
-	// fastSlab is the copy buffer of Write's fast writes, owned by whoever
-	// holds fastBusy.
-	fastSlab *slab
+	// fastCopy is the copy buffer of Write's fast writes, owned by whoever
+	// holds fastBusy. It stays with the stream, so it is small: larger
+	// Writes copy into pooled slabs, which go back to the pool once written.
+	fastCopy []byte
 
 	// completions are reused round-robin by write, writev and final calls,
 	// so a stale done is recognised for the last len(completions)-1 calls.
@@ -346,15 +347,15 @@ func writeCopy[S []byte | string](w *Writable, p S) (int, error) {
 		w.mu.Unlock()
 		return 0, err
 	}
-	if len(p) <= w.piece && len(p) < w.fastMax {
+	if len(p) <= fastWriteMax && len(p) < w.fastMax {
 		if v := w.claimFast(len(p)); v != 0 {
-			// The holder of the claim owns fastSlab, and the sink is done
+			// The holder of the claim owns fastCopy, and the sink is done
 			// with it once the previous fast write's done released the claim.
-			if w.fastSlab == nil {
-				w.fastSlab = &slab{buf: make([]byte, w.piece)}
+			if w.fastCopy == nil {
+				w.fastCopy = make([]byte, fastWriteMax)
 			}
-			k := copy(w.fastSlab.buf, p)
-			w.writeFast(w.fastSlab.buf[:k], v)
+			k := copy(w.fastCopy, p)
+			w.writeFast(w.fastCopy[:k], v)
 			return k, nil
 		}
 	}
