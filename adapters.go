@@ -147,7 +147,6 @@ type writerSink struct {
 
 	// Owned by the goroutine.
 	vec     [][]byte
-	gather  *slab
 	flushOK bool
 
 	// Counters for tests.
@@ -348,6 +347,14 @@ func (s *writerSink) writeBatch(chunks [][]byte) error {
 		}
 		return err
 	}
+	// The gather buffer goes back to the pool after the batch (a writer
+	// must not keep what it is given): an idle stream holds none.
+	var gather *slab
+	defer func() {
+		if gather != nil {
+			putSlab(gather)
+		}
+	}()
 	var g []byte
 	for _, c := range chunks {
 		if len(c) >= gatherChunk {
@@ -363,10 +370,8 @@ func (s *writerSink) writeBatch(chunks [][]byte) error {
 			continue
 		}
 		if g == nil {
-			if s.gather == nil {
-				s.gather = getSlab(gatherMax)
-			}
-			g = s.gather.buf[:0]
+			gather = getSlab(gatherMax)
+			g = gather.buf[:0]
 		}
 		if len(g)+len(c) > cap(g) {
 			if err := s.writeFull(g); err != nil {
@@ -386,10 +391,6 @@ func (s *writerSink) writeBatch(chunks [][]byte) error {
 // (FromWriteCloser) or clear the deadline set to interrupt a write
 // (FromWriter), then run the user's Destroy hook, if any.
 func (s *writerSink) release(err error, done Callback) {
-	if s.gather != nil {
-		putSlab(s.gather)
-		s.gather = nil
-	}
 	var cerr error
 	if s.closer != nil {
 		cerr = s.closeWriter()
