@@ -46,8 +46,18 @@ func (r *Ring[T]) PopFront() (T, bool) {
 	r.buf[r.head] = zero
 	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.n--
+	if r.n == 0 && len(r.buf) > shrinkAbove {
+		// Emptied after a burst: do not hold the burst's memory for the
+		// rest of the queue's life.
+		r.buf, r.head = nil, 0
+	}
 	return v, true
 }
+
+// shrinkAbove is the capacity above which an emptied queue frees its
+// slice. Smaller ones are kept, so that a queue filled and emptied over and
+// over does not allocate.
+const shrinkAbove = 4096
 
 // Front returns a pointer to the first element, or nil if the queue is empty.
 // The pointer is valid until the next PushBack or PopFront.

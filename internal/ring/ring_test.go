@@ -92,3 +92,20 @@ func TestRingPushFront(t *testing.T) {
 	}
 	assert.Zero(t, r.Len(), "empty at the end")
 }
+
+func TestRingFreesABurstOnceEmpty(t *testing.T) {
+	var r Ring[int]
+	for i := range 3 * shrinkAbove {
+		r.PushBack(i)
+	}
+	for r.Len() > 1 {
+		r.PopFront()
+	}
+	assert.Greater(t, len(r.buf), shrinkAbove, "the burst's slice is kept while elements remain")
+	r.PopFront()
+	assert.Nil(t, r.buf, "an emptied queue frees a slice above shrinkAbove")
+	r.PushBack(1)
+	v, ok := r.PopFront()
+	assert.True(t, ok && v == 1, "the queue works after freeing its slice")
+	assert.NotNil(t, r.buf, "a small slice is kept once emptied")
+}
