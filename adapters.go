@@ -342,6 +342,9 @@ func (s *writerSink) writeBatch(chunks [][]byte) error {
 		b := net.Buffers(s.vec)
 		n, err := b.WriteTo(s.w)
 		clear(s.vec)
+		if cap(s.vec) > maxKeptChunks {
+			s.vec = nil // do not hold a burst's slice
+		}
 		if err == nil && n < int64(total) {
 			err = io.ErrShortWrite
 		}

@@ -454,7 +454,13 @@ func (w *Writable) settleWriteLocked(err error, sync bool) {
 	}
 	clear(w.chunks)
 	w.chunks = w.chunks[:0]
+	if cap(w.chunks) > maxKeptChunks {
+		w.chunks = nil // do not hold a burst's slice
+	}
 }
+
+// maxKeptChunks is the largest slice of chunks kept for the next Writev.
+const maxKeptChunks = 4096
 
 // forgetSlabsInFlightLocked detaches the pooled buffers of the chunks in
 // flight from their entries, leaving them to the garbage collector.
