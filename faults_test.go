@@ -163,19 +163,9 @@ func TestFaultMatrix(t *testing.T) {
 				// the one in flight at the Destroy get boom; with an
 				// asynchronous sink that may be any write from the last
 				// completed one on, so only the synchronous run pins k.
-				var w *stream.Writable
-				w = stream.NewWritable(faultSink(-1, async, nil), stream.Options{HighWaterMark: 4})
-				r := runFaultScript(t, w, func(i int) {
-					if i == k {
-						w.Destroy(boom)
-					}
-				})
-				from := k
-				if async {
-					from = firstError(r.cbErrs)
-					if !assert.LessOrEqual(t, from, k, "the first failed write is at most k") {
-						return
-					}
+				r, from, ok := runDestroyedAt(t, k, async, boom)
+				if !ok {
+					return
 				}
 				checkFault(t, r, from, boom, false)
 			}
@@ -217,19 +207,9 @@ func TestFaultMatrix(t *testing.T) {
 				// Without an error: the writes from k on get ErrDestroyed,
 				// Err stays nil, no "error", Close says ErrDestroyed and
 				// Finished ErrPrematureClose.
-				var w *stream.Writable
-				w = stream.NewWritable(faultSink(-1, async, nil), stream.Options{HighWaterMark: 4})
-				r := runFaultScript(t, w, func(i int) {
-					if i == k {
-						w.Destroy(nil)
-					}
-				})
-				from := k
-				if async {
-					from = firstError(r.cbErrs)
-					if !assert.LessOrEqual(t, from, k, "the first failed write is at most k") {
-						return
-					}
+				r, from, ok := runDestroyedAt(t, k, async, nil)
+				if !ok {
+					return
 				}
 				for i := range faultWrites {
 					if i < from {
@@ -349,6 +329,27 @@ func TestFaultMatrix(t *testing.T) {
 			goleak.VerifyNone(t)
 		})
 	}
+}
+
+// runDestroyedAt runs the fault script with Destroy(err) just before write
+// k and returns the run and the first write that failed: k with a
+// synchronous sink; with an asynchronous one, the writes buffered behind
+// the one in flight fail too, so it may be earlier, never later (ok is
+// false, and the test has failed, if it is later).
+func runDestroyedAt(t *testing.T, k int, async bool, err error) (r faultRun, from int, ok bool) {
+	t.Helper()
+	var w *stream.Writable
+	w = stream.NewWritable(faultSink(-1, async, nil), stream.Options{HighWaterMark: 4})
+	r = runFaultScript(t, w, func(i int) {
+		if i == k {
+			w.Destroy(err)
+		}
+	})
+	if !async {
+		return r, k, true
+	}
+	from = firstError(r.cbErrs)
+	return r, from, assert.LessOrEqual(t, from, k, "the first failed write is at most k")
 }
 
 func firstError(errs []error) int {

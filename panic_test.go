@@ -9,15 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func waitDone(t testing.TB, w *Writable) {
-	t.Helper()
-	select {
-	case <-w.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatalf("timed out waiting for the stream to close; state %+v", w.State())
-	}
-}
-
 // A panicking WriteFunc propagates to the caller, and the stream is
 // destroyed rather than left with a write in flight forever.
 func TestPanickingSinkDestroysTheStream(t *testing.T) {
