@@ -201,10 +201,6 @@ func (s *fpSource) Close() error {
 	return nil
 }
 
-type fpPlain struct{ s *fpSource }
-
-func (p fpPlain) Read(b []byte) (int, error) { return p.s.Read(b) }
-
 // take records chunk at the sink; it reports whether the failure is due
 // in this call and how many bytes of chunk precede it.
 func (st *fpRunState) take(chunk []byte) (bool, int) {
@@ -342,7 +338,7 @@ func fpRun(t *testing.T, sc fpScript) {
 		if sc.closers[i] {
 			srcs = append(srcs, s)
 		} else {
-			srcs = append(srcs, fpPlain{s})
+			srcs = append(srcs, readerOnly{s})
 		}
 	}
 	o := fpExpect(sc)

@@ -114,10 +114,8 @@ func (s *pfSource) Close() error {
 	return nil
 }
 
-// pfPlain hides a pfSource's Close: a source that is not an io.Closer.
-type pfPlain struct{ s *pfSource }
-
-func (p pfPlain) Read(b []byte) (int, error) { return p.s.Read(b) }
+// readerOnly hides a source's Close: a source that is not an io.Closer.
+type readerOnly struct{ io.Reader }
 
 // pfLayouts: how the 50 reads are spread over sources.
 var pfLayouts = []struct {
@@ -329,7 +327,7 @@ func pfRun(t *testing.T, bounds []int, plain int, kind string, k int, f *pfFault
 		s := &pfSource{sc: sc, next: bounds[j], to: bounds[j+1]}
 		r.sources = append(r.sources, s)
 		if j == plain {
-			srcs = append(srcs, pfPlain{s})
+			srcs = append(srcs, readerOnly{s})
 		} else {
 			srcs = append(srcs, s)
 		}
