@@ -611,7 +611,7 @@ func (w *Writable) runHook(c *completion, kind callKind, err error) {
 		w.hookRunning = false
 	}
 	if !c.phase.CompareAndSwap(phaseInCall, phaseAwaiting) && c.phase.Load() == phaseSyncDone {
-		c.phase.Store(phaseIdle)
+		// syncDone stays, as in pump: a second done finds it and fails.
 		w.settleLocked(c, c.err, false)
 		w.pumpLocked()
 	}
