@@ -1,0 +1,240 @@
+//go:build unix
+
+package stream
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// The non-blocking first attempt on sockets (trySocket): an idle socket
+// takes a chunk inside the sink call, a full one leaves it to the adapter's
+// goroutine, and a reset reaches the write that met it.
+
+// tryWait bounds the waits of these tests.
+const tryWait = 10 * time.Second
+
+// seqChunks returns count chunks of size bytes, each holding its index
+// in every 8-byte word, so that a lost or reordered chunk shows.
+func seqChunks(count, size int) [][]byte {
+	chunks := make([][]byte, count)
+	for i := range chunks {
+		c := make([]byte, size)
+		for j := 0; j+8 <= size; j += 8 {
+			binary.LittleEndian.PutUint64(c[j:], uint64(i))
+		}
+		chunks[i] = c
+	}
+	return chunks
+}
+
+// drainTo reads conn to EOF in the background and delivers the SHA-256 and
+// the length of what it read.
+func drainTo(conn net.Conn) <-chan [2]any {
+	got := make(chan [2]any, 1)
+	go func() {
+		h := sha256.New()
+		n, _ := io.Copy(h, conn)
+		got <- [2]any{n, [sha256.Size]byte(h.Sum(nil))}
+	}()
+	return got
+}
+
+func sumOf(chunks [][]byte) (int64, [sha256.Size]byte) {
+	h := sha256.New()
+	var n int64
+	for _, c := range chunks {
+		h.Write(c)
+		n += int64(len(c))
+	}
+	return n, [sha256.Size]byte(h.Sum(nil))
+}
+
+func TestFromWriterTCPIdleSocketWritesInline(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	client, server := tcpPairInternal(t)
+	defer server.Close()
+	got := drainTo(server)
+	s := newWriterSink(client, client, Options{})
+	w := s.stream
+	chunks := seqChunks(200, 1024) // 200 KiB: far less than the socket buffers
+	for i, c := range chunks {
+		called := make(chan error, 1)
+		ok := w.WriteChunk(c, func(err error) { called <- err })
+		// Inline, the sink call has completed when WriteChunk returns: no
+		// write in flight, nothing buffered. Handed to a goroutine, the
+		// call would still be pending (or the counter would not move).
+		st := w.State()
+		require.False(t, st.Writing, "chunk %d: a write in flight after WriteChunk returned", i)
+		require.Zero(t, st.Length, "chunk %d: bytes buffered after WriteChunk returned", i)
+		require.True(t, ok, "chunk %d: WriteChunk's result", i)
+		require.Equal(t, int64(i+1), s.inline.Load(), "chunk %d: writes completed inline", i)
+		select {
+		case err := <-called:
+			require.NoError(t, err, "chunk %d: callback", i)
+		case <-time.After(tryWait):
+			require.FailNow(t, "the callback did not run", "chunk %d", i)
+		}
+	}
+	require.NoError(t, w.Close(), "Close")
+	wantN, wantSum := sumOf(chunks)
+	select {
+	case r := <-got:
+		assert.Equal(t, wantN, r[0], "bytes the server read")
+		assert.Equal(t, wantSum, r[1], "SHA-256 of what the server read: every chunk, in order")
+	case <-time.After(tryWait):
+		require.FailNow(t, "the server did not reach EOF")
+	}
+	assert.Zero(t, s.batches.Load(), "Writev calls: nothing ever piled up")
+}
+
+// A peer that does not read fills the socket: the first attempt then
+// leaves the chunk (or its rest) to the goroutine, the chunks written
+// meanwhile pile up and go out as writev batches once the peer reads, and
+// every byte arrives in order.
+func TestFromWriterTCPFullSocketFallsBackToTheGoroutine(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	client, server := tcpPairInternal(t)
+	defer server.Close()
+	require.NoError(t, client.(*net.TCPConn).SetWriteBuffer(64<<10), "shrinking the send buffer")
+	require.NoError(t, server.(*net.TCPConn).SetReadBuffer(64<<10), "shrinking the receive buffer")
+	s := newWriterSink(client, client, Options{HighWaterMark: 256 << 10})
+	w := s.stream
+	chunks := seqChunks(1024, 8<<10) // 8 MiB
+	produced := make(chan error, 1)
+	go func() {
+		for _, c := range chunks {
+			if !w.WriteChunk(c, nil) {
+				<-w.Ready()
+			}
+		}
+		produced <- w.Err()
+	}()
+	deadline := time.Now().Add(tryWait)
+	for st := w.State(); !st.Writing || !st.NeedDrain; st = w.State() {
+		require.True(t, time.Now().Before(deadline), "the stream did not back up behind a peer that does not read: %+v", st)
+		time.Sleep(time.Millisecond)
+	}
+	assert.Positive(t, s.inline.Load(), "writes completed inline before the socket filled")
+	// A write in flight while WriteChunk has returned: the goroutine has it.
+
+	got := drainTo(server)
+	select {
+	case err := <-produced:
+		require.NoError(t, err, "the producer")
+	case <-time.After(tryWait):
+		require.FailNow(t, "the producer did not finish once the peer read")
+	}
+	require.NoError(t, w.Close(), "Close")
+	wantN, wantSum := sumOf(chunks)
+	select {
+	case r := <-got:
+		assert.Equal(t, wantN, r[0], "bytes the server read")
+		assert.Equal(t, wantSum, r[1], "SHA-256 of what the server read: every chunk, in order")
+	case <-time.After(tryWait):
+		require.FailNow(t, "the server did not reach EOF")
+	}
+	assert.Positive(t, s.batches.Load(), "Writev calls of the chunks that piled up")
+	assert.Equal(t, s.batches.Load(), s.vectoredCalls.Load(), "every batch went out as one net.Buffers.WriteTo")
+	t.Logf("%d chunks: %d written inline, %d Writev calls", len(chunks), s.inline.Load(), s.batches.Load())
+}
+
+// A peer that resets the connection while the socket has room: the write
+// that meets the reset fails inline, with the error net.Conn.Write would
+// give, and only its callback and the later writes get it.
+func TestFromWriterTCPResetFailsTheInlineWrite(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	client, server := tcpPairInternal(t)
+	s := newWriterSink(client, nil, Options{})
+	defer client.Close()
+	w := s.stream
+	const before = 64 << 10
+	read := make(chan error, 1)
+	go func() {
+		_, err := io.CopyN(io.Discard, server, before)
+		if err == nil {
+			err = server.(*net.TCPConn).SetLinger(0) // Close sends a RST
+		}
+		if cerr := server.Close(); err == nil {
+			err = cerr
+		}
+		read <- err
+	}()
+	write := func(c []byte) error {
+		called := make(chan error, 1)
+		w.WriteChunk(c, func(err error) { called <- err })
+		select {
+		case err := <-called:
+			return err
+		case <-time.After(tryWait):
+			require.FailNow(t, "a write's callback did not run")
+			return nil
+		}
+	}
+	for _, c := range seqChunks(before/1024, 1024) {
+		require.NoError(t, write(c), "a write before the reset")
+	}
+	select {
+	case err := <-read:
+		require.NoError(t, err, "the peer reading, then resetting")
+	case <-time.After(tryWait):
+		require.FailNow(t, "the peer did not reset")
+	}
+
+	// The RST may take a moment to be processed: writes succeed until then.
+	var err error
+	inlineBefore := s.inline.Load()
+	writes := 0
+	for err == nil {
+		require.Less(t, writes, 1000, "writes kept succeeding after the reset")
+		writes++
+		err = write([]byte("after the reset"))
+	}
+	assert.Equal(t, inlineBefore+int64(writes), s.inline.Load(), "every write after the reset, the failed one too, completed inline")
+	assert.True(t, errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE), "the failed write's callback gets the reset: %v", err)
+	var opErr *net.OpError
+	if assert.ErrorAs(t, err, &opErr, "the error is a *net.OpError, as net.Conn.Write returns") {
+		assert.Equal(t, "write", opErr.Op, "OpError.Op")
+		assert.Equal(t, client.RemoteAddr(), opErr.Addr, "OpError.Addr")
+	}
+	assert.Equal(t, err, w.Err(), "the reset is the stream's error")
+	late := write([]byte("late"))
+	assert.ErrorIs(t, late, ErrDestroyed, "a later write's callback")
+	assert.ErrorIs(t, late, err, "a later write's callback names the reset")
+	assert.Equal(t, err, w.Close(), "Close")
+}
+
+// Other writers never take the inline path.
+func TestFromWriterTrySocketOnlyForSockets(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	client, server := tcpPairInternal(t)
+	defer client.Close()
+	defer server.Close()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	for _, tt := range []struct {
+		desc string
+		w    io.Writer
+		want bool
+	}{
+		{"a TCP connection", client, true},
+		{"net.Pipe: no descriptor", a, false},
+		{"a bytes.Buffer", &bytes.Buffer{}, false},
+	} {
+		s := newWriterSink(tt.w, nil, Options{})
+		assert.Equal(t, tt.want, s.try != nil, "%s: tries inline writes", tt.desc)
+		require.NoError(t, s.stream.Close(), "%s: Close", tt.desc)
+	}
+}
