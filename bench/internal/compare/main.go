@@ -29,7 +29,6 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -37,7 +36,7 @@ func main() {
 	var (
 		rounds  = flag.Int("rounds", 5, "rounds of interleaved runs (at least 1; targets want 5 or more)")
 		quick   = flag.Bool("quick", false, "smaller sizes: "+quickSizes.String())
-		only    = flag.String("only", "", "run only the rows whose key matches this regexp (keys: sync16 async16 cb16 writev-async16 cork16-sync cork16-async write16 chunks64k filecopy tcp producers64 memory)")
+		only    = flag.String("only", "", "run only the rows whose key matches this regexp (keys: sync16 async16 cb16 writev-async16 cork16-sync cork16-async write16 chunks64k filecopy tcp tcp-hwm256k producers64 memory)")
 		timeout = flag.Duration("timeout", 5*time.Minute, "limit of one run (one benchmark or one script)")
 		out     = flag.String("o", "", "also write the Markdown report to this file")
 		tmp     = flag.String("tmpdir", os.TempDir(), "where the file rows keep their source and destination files")
@@ -179,10 +178,7 @@ func (r *runner) run(m measurement) outcome {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
-	// A process group of its own, so that a timeout also ends the children
-	// (tcp.js starts its server as a second node process).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	killGroupOnCancel(cmd)
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
