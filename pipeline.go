@@ -8,14 +8,13 @@ import (
 	"sync"
 )
 
-// pipelineBufMin is the smallest read buffer of Pipeline. Each read costs
-// a sink call and two or three goroutine wake-ups (the adapter's, the
-// delivery of its callback, Pipeline's own), and on two cores the write
-// pulls the buffer from the other core's cache: per chunk, about 3× what
-// the read and write system calls of a plain loop cost on top of the
-// copies. 512 KiB reads bring a file copy closer to a 1 MiB read/write loop
-// than 256 KiB ones while keeping the two buffers within the 2 MiB a
-// pipeline into a slow sink may hold (1 MiB ones would not).
+// pipelineBufMin is the smallest read buffer of Pipeline. Each chunk costs
+// a sink call and the wake-ups of handing it to the sink's goroutine and
+// its buffer back, and on two cores the write reads the buffer from the
+// other core's cache: against a 1 MiB read/write loop, a file copy
+// measured 0.73× with 256 KiB reads, 0.81× with 512 KiB and 0.97× with
+// 1 MiB. Two 512 KiB buffers stay within the 2 MiB a pipeline into a slow
+// sink may hold; two of 1 MiB would not.
 const pipelineBufMin = 512 * 1024
 
 // Pipeline copies each source, in order, into dst with backpressure, then
