@@ -67,6 +67,37 @@ func TestFromWriterTCPUsesWritev(t *testing.T) {
 	}
 }
 
+// Without corking, chunks written while the socket is busy are batched.
+func TestFromWriterTCPBatchesUnderLoad(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	client, server := tcpPairInternal(t)
+	defer server.Close()
+	n := make(chan int64, 1)
+	go func() {
+		k, _ := io.Copy(io.Discard, server)
+		n <- k
+	}()
+	s := newWriterSink(client, client, Options{HighWaterMark: 1 << 20})
+	w := s.stream
+	chunk := make([]byte, 512)
+	const count = 20_000
+	for range count {
+		if !w.WriteChunk(chunk, nil) {
+			<-w.Ready()
+		}
+	}
+	require.NoError(t, w.Close(), "Close")
+	assert.Positive(t, s.batches.Load(), "Writev calls while the socket was busy")
+	assert.Equal(t, s.batches.Load(), s.vectoredCalls.Load(), "every batch to the socket was vectored")
+	select {
+	case k := <-n:
+		assert.Equal(t, int64(count*len(chunk)), k, "bytes the server read")
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "the server did not reach EOF")
+	}
+	t.Logf("%d chunks in %d Writev calls", count, s.batches.Load())
+}
+
 // countingWriter counts Write calls.
 type countingWriter struct {
 	bytes.Buffer

@@ -68,7 +68,9 @@ func TestFromWriterTCPIdleSocketWritesInline(t *testing.T) {
 	got := drainTo(server)
 	s := newWriterSink(client, client, Options{})
 	w := s.stream
-	chunks := seqChunks(200, 1024) // 200 KiB: far less than the socket buffers
+	// 50 chunks of a quarter of the default mark, the shortest tried
+	// inline: 200 KiB, far less than the socket buffers.
+	chunks := seqChunks(50, DefaultHighWaterMark/4)
 	for i, c := range chunks {
 		called := make(chan error, 1)
 		ok := w.WriteChunk(c, func(err error) { called <- err })
@@ -87,8 +89,20 @@ func TestFromWriterTCPIdleSocketWritesInline(t *testing.T) {
 			require.FailNow(t, "the callback did not run", "chunk %d", i)
 		}
 	}
+	// A shorter chunk goes to the goroutine, so that others can pile up
+	// behind it.
+	short := seqChunks(1, DefaultHighWaterMark/4-8)[0]
+	called := make(chan error, 1)
+	w.WriteChunk(short, func(err error) { called <- err })
+	select {
+	case err := <-called:
+		require.NoError(t, err, "the short chunk's callback")
+	case <-time.After(tryWait):
+		require.FailNow(t, "the short chunk's callback did not run")
+	}
+	assert.Equal(t, int64(len(chunks)), s.inline.Load(), "writes completed inline, after a chunk under a quarter of the mark")
 	require.NoError(t, w.Close(), "Close")
-	wantN, wantSum := sumOf(chunks)
+	wantN, wantSum := sumOf(append(chunks, short))
 	select {
 	case r := <-got:
 		assert.Equal(t, wantN, r[0], "bytes the server read")
@@ -111,7 +125,7 @@ func TestFromWriterTCPFullSocketFallsBackToTheGoroutine(t *testing.T) {
 	require.NoError(t, server.(*net.TCPConn).SetReadBuffer(64<<10), "shrinking the receive buffer")
 	s := newWriterSink(client, client, Options{HighWaterMark: 256 << 10})
 	w := s.stream
-	chunks := seqChunks(1024, 8<<10) // 8 MiB
+	chunks := seqChunks(128, 64<<10) // 8 MiB in chunks of a quarter of the mark
 	produced := make(chan error, 1)
 	go func() {
 		for _, c := range chunks {
@@ -156,7 +170,7 @@ func TestFromWriterTCPFullSocketFallsBackToTheGoroutine(t *testing.T) {
 func TestFromWriterTCPResetFailsTheInlineWrite(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	client, server := tcpPairInternal(t)
-	s := newWriterSink(client, nil, Options{})
+	s := newWriterSink(client, nil, Options{HighWaterMark: 4}) // every chunk is tried inline
 	defer client.Close()
 	w := s.stream
 	const before = 64 << 10
