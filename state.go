@@ -535,21 +535,20 @@ func (w *Writable) lateErrLocked() error {
 	}
 }
 
-// rejectLocked fails a late write: its callback gets err, and a write after
-// End destroys the stream with ErrWriteAfterEnd (Node's errorOrDestroy).
+// rejectLocked fails a late write: its callback gets err, and nothing else
+// changes. Unlike Node (spec H1), a write after End does not destroy the
+// stream: a Go writer racing a shutdown must not cost the data accepted
+// before End (DESIGN rule 7).
 func (w *Writable) rejectLocked(err error, cb Callback) {
 	switch {
 	case cb == nil:
+		return
 	case w.teardown != alive && !w.barrierPassed:
 		// Not held behind the destroy barrier: a late write does not wait
 		// for the write in flight (Node calls it back on the next tick).
 		w.late.PushBack(event{kind: evCallback, cb: cb, err: err})
 	default:
 		w.events.PushBack(event{kind: evCallback, cb: cb, err: err})
-	}
-	if err == ErrWriteAfterEnd && w.teardown == alive {
-		w.failLocked(err)
-		w.pumpLocked()
 	}
 	w.scheduleLocked()
 }

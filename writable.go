@@ -288,8 +288,9 @@ func NewWritable(write WriteFunc, opts Options) *Writable {
 // high-water mark (or the stream is destroyed): the caller should wait for
 // [Writable.Ready] before writing more. The chunk is accepted either way.
 //
-// After End, cb gets ErrWriteAfterEnd and the stream is destroyed with it;
-// after Destroy, cb gets an error matching ErrDestroyed (and the
+// After End, cb gets ErrWriteAfterEnd and nothing else changes: the stream
+// still finishes what it accepted before End (unlike Node, which destroys
+// it). After Destroy, cb gets an error matching ErrDestroyed (and the
 // destroying error, if any).
 func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
 	if cb == nil {
