@@ -224,11 +224,12 @@ func (w *Writable) closeFastLocked() {
 }
 
 // maybeOpenFastLocked opens the fast path if the stream is idle: writable,
-// nothing buffered or in flight, not corked, no drain needed. Streams with a
+// nothing buffered or in flight, not corked, no drain needed, no Write
+// between its pieces (a fast Write would land among them). Streams with a
 // StallTimeout never open it (every call needs the timer).
 func (w *Writable) maybeOpenFastLocked() {
 	if w.fastMax == 0 || w.call != nil || w.buf.Len() > 0 || w.corked > 0 || w.needDrain ||
-		w.end != open || w.teardown != alive {
+		w.turn != nil || w.end != open || w.teardown != alive {
 		return
 	}
 	if v := w.fast.Load(); v&fastOpen == 0 {
