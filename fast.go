@@ -124,9 +124,11 @@ func (w *Writable) invokeFast(chunk []byte, v uint64) {
 	returned := false
 	defer func() {
 		if !returned {
+			r := recover()
+			defer repanic(r)
 			w.mu.Lock()
 			w.closeFastLocked()
-			panicErr := fmt.Errorf("%w (%v)", errSinkPanicked, callWrite)
+			panicErr := sinkPanicError(callWrite, r)
 			if cur := w.fast.Load(); cur&fastBusy != 0 && fastGen(cur) == fastGen(v) {
 				w.settleFastLocked(cur, panicErr, false)
 			} else {
