@@ -169,6 +169,7 @@ func (w *Writable) settleFastLocked(v uint64, err error, sync bool) {
 	w.length -= w.adopted
 	w.adopted = 0
 	w.pendingCallbacks-- // its callback is nil
+	w.settleOneLocked(err)
 	w.settleWriteLocked(err, sync)
 }
 

@@ -402,9 +402,11 @@ func (w *Writable) startDestroyLocked() *completion {
 	for w.buf.Len() > 0 {
 		e, _ := w.buf.PopFront()
 		w.length -= len(e.chunk)
+		w.settleOneLocked(err)
 		w.queueCallbackLocked(e.cb, err)
 		e.release()
 	}
+	w.flushDueLocked()
 	if w.destroyFn == nil {
 		w.closeLocked(nil)
 		return nil
@@ -471,9 +473,11 @@ func (w *Writable) settleWriteLocked(err error, sync bool) {
 	}
 	for ; w.inflight > 0; w.inflight-- {
 		e, _ := w.buf.PopFront()
+		w.settleOneLocked(err)
 		w.queueCallbackLocked(e.cb, err)
 		e.release()
 	}
+	w.flushDueLocked()
 	clear(w.chunks)
 	w.chunks = w.chunks[:0]
 	if cap(w.chunks) > maxKeptChunks {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,12 +161,17 @@ type Writable struct {
 	buf              ring.Ring[entry] // accepted, in flight or waiting for the sink
 	corked           int
 	pendingCallbacks int
-	needDrain        bool          // a write returned false; cleared by "drain"
+	needDrain        bool // a write returned false; cleared by "drain"
+	// settled counts the accepted writes whose outcome is known (completed
+	// by the sink or failed), in acceptance order; flushes are the waiting
+	// Flush calls, in the order of their targets.
+	settled uint64
+	flushes []*flushWaiter
 	// turn is held by a Write that spans more than one round, or by a
 	// ReadFrom, until it returns: other Writes wait for it to be closed, so
 	// that one Write's bytes are never interleaved with another's.
-	turn chan struct{}
-	drainCh          chan struct{} // made by Ready while needDrain; closed when it clears
+	turn    chan struct{}
+	drainCh chan struct{} // made by Ready while needDrain; closed when it clears
 
 	// adopted is the length of the fast write in flight adopted by the
 	// locked path (w.call == &w.fastCall), and fastErr the result of its done
@@ -556,6 +562,130 @@ func (w *Writable) acceptRead(s *slab, n int) (kept bool, err error) {
 	w.belowHighWaterLocked()
 	w.scheduleLocked()
 	return kept, nil
+}
+
+// Wait blocks until the stream can take more writes without exceeding its
+// high-water mark, and returns nil then: at once if no write returned false
+// since the last "drain", else at the next "drain". It returns the error a
+// write would get now as soon as the stream is ended, destroyed or errored
+// (ErrWriteAfterEnd, or an error matching ErrDestroyed and the cause), and
+// context.Cause(ctx) if ctx is done first. It is the blocking twin of
+// [Writable.Ready]:
+//
+//	if !w.WriteChunk(chunk, nil) {
+//		if err := w.Wait(ctx); err != nil {
+//			return err
+//		}
+//	}
+//
+// Unlike a loop on <-w.Ready(), which spins on a dead stream (Ready is
+// closed, WriteChunk returns false), this loop ends with the stream's
+// error. Wait must not be called from a callback or event handler of the
+// same stream while it needs drain: "drain" runs after the handler
+// returns, so the call would hang forever (or until ctx is done).
+func (w *Writable) Wait(ctx context.Context) error {
+	w.checkMade()
+	for {
+		w.mu.Lock()
+		if err := w.lateErrLocked(); err != nil {
+			w.mu.Unlock()
+			return err
+		}
+		if !w.needDrain {
+			w.mu.Unlock()
+			return nil
+		}
+		ch := w.readyLocked()
+		w.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// flushWaiter is a Flush waiting for the writes accepted before it.
+type flushWaiter struct {
+	target uint64        // w.settled once they have all settled
+	err    error         // the first of their errors
+	woken  chan struct{} // closed once their callbacks have run
+	wake   Callback      // closes woken; queued behind those callbacks
+}
+
+// Flush sends everything the stream has buffered and waits until every
+// write accepted before the call has its outcome: it uncorks the stream
+// fully, and returns once the callbacks of those writes have run. It
+// returns nil if they all succeeded, else the first of their errors; on a
+// stream that is ended, destroyed or errored, the error a write would get
+// (after those callbacks); or context.Cause(ctx) if ctx is done first.
+// Flush does not end the stream: writes may go on, from other goroutines
+// too, and are not waited for. It is what a logger's Sync needs.
+//
+// Flush must not be called from a callback or event handler of the same
+// stream: the callbacks it waits for run after the handler returns, so it
+// would hang forever (or until ctx is done).
+func (w *Writable) Flush(ctx context.Context) error {
+	w.checkMade()
+	w.mu.Lock()
+	w.closeFastLocked()
+	lateErr := w.lateErrLocked()
+	if w.teardown == closed {
+		w.mu.Unlock()
+		<-w.done // the callbacks of every accepted write run before "close"
+		return lateErr
+	}
+	w.corked = 0
+	w.pumpLocked()
+	f := &flushWaiter{target: w.settled + uint64(w.buf.Len()), woken: make(chan struct{})}
+	if w.call == &w.fastCall {
+		f.target++ // the adopted fast write, in flight outside buf
+	}
+	f.wake = func(error) { close(f.woken) }
+	w.flushes = append(w.flushes, f)
+	w.flushDueLocked()
+	w.scheduleLocked()
+	w.unlock()
+
+	select {
+	case <-f.woken:
+	case <-ctx.Done():
+		w.mu.Lock()
+		w.flushes = slices.DeleteFunc(w.flushes, func(g *flushWaiter) bool { return g == f })
+		w.mu.Unlock()
+		return context.Cause(ctx)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	return lateErr
+}
+
+// settleOneLocked counts the next accepted write, in acceptance order, as
+// settled with err, which becomes the result of the Flush calls waiting for
+// it that have none yet.
+func (w *Writable) settleOneLocked(err error) {
+	w.settled++
+	if err == nil {
+		return
+	}
+	for _, f := range w.flushes {
+		if f.err == nil && f.target >= w.settled {
+			f.err = err
+		}
+	}
+}
+
+// flushDueLocked queues the wake-up of every Flush whose writes have all
+// settled, behind the callbacks of those writes.
+func (w *Writable) flushDueLocked() {
+	for len(w.flushes) > 0 && w.flushes[0].target <= w.settled {
+		w.events.PushBack(event{kind: evCallback, cb: w.flushes[0].wake})
+		w.flushes[0] = nil
+		w.flushes = w.flushes[1:]
+	}
 }
 
 // End signals that no more data will be written: it uncorks the stream
