@@ -101,11 +101,31 @@ const DefaultHighWaterMark = 16 * 1024
 // one call at a time, with a high-water mark that signals backpressure, and
 // a life cycle that ends in "finish" and "close".
 //
-// A Writable must be created with [NewWritable]; the zero value is not
-// usable. It is safe for concurrent use by any number of goroutines. It must
-// be ended ([Writable.End], [Writable.Close]) or destroyed
-// ([Writable.Destroy]) to release its sink; once [Writable.Done] is closed
-// it holds no goroutine.
+// A Writable must be created with [NewWritable]; every method of the zero
+// value panics. It is safe for concurrent use by any number of goroutines:
+// what is atomic is one Write, WriteString or ReadFrom call (its bytes reach
+// the sink in order, never interleaved with another Write's) and one
+// WriteChunk's chunk. Chunks of different goroutines reach the sink in the
+// order the stream accepted them; a WriteChunk may land between the pieces
+// of a Write larger than its piece size. It must be ended ([Writable.End],
+// [Writable.Close]) or destroyed ([Writable.Destroy]) to release its sink;
+// once [Writable.Done] is closed it holds no goroutine of its own (an
+// adapter's writer stuck in a call that cannot be interrupted is the one
+// exception: see [FromWriter]).
+//
+// # When a call takes time
+//
+// No method waits for the sink except those that say they wait (Write,
+// WriteString and ReadFrom under backpressure, Wait, Flush, Close). But the
+// stream runs a sink call on the goroutine that finds the sink free, as
+// Node does: WriteChunk, Write, End, Uncork and Flush run the WriteFunc (or
+// Writev) inline when the sink is idle, and with a sink that completes
+// synchronously they go on with the chunks buffered meanwhile, by this or
+// other goroutines, until the buffer is empty. So with a synchronous sink
+// that takes 20 ms per call, an End with five chunks buffered returns after
+// about 100 ms. A sink that completes later (done from its own goroutine)
+// makes these calls return at once; Final, Construct and the Destroy hook
+// always run on goroutines of their own.
 //
 //	w := stream.NewWritable(func(chunk []byte, done stream.Callback) {
 //		_, err := os.Stdout.Write(chunk)
@@ -289,14 +309,17 @@ func NewWritable(write WriteFunc, opts Options) *Writable {
 	return w
 }
 
-// WriteChunk is Node's write(): it accepts chunk and never blocks. The
-// stream takes ownership of chunk until cb runs; the sink receives this very
-// slice, as one chunk. cb, which may be nil, runs once with the outcome of
-// the write, never inside WriteChunk.
+// WriteChunk is Node's write(): it accepts chunk without waiting for room.
+// The stream takes ownership of chunk until cb runs; the sink receives this
+// very slice, as one chunk. cb, which may be nil, runs once with the outcome
+// of the write, never inside WriteChunk. If the sink is free, WriteChunk
+// makes the sink call itself, so it takes as long as a synchronous
+// WriteFunc does (see "When a call takes time" on [Writable]).
 //
 // WriteChunk returns false when the buffered length has reached the
-// high-water mark (or the stream is destroyed): the caller should wait for
-// [Writable.Ready] before writing more. The chunk is accepted either way.
+// high-water mark (or the stream is ended or destroyed): the caller should
+// call [Writable.Wait] before writing more. The chunk is accepted either
+// way, unless the stream is ended or destroyed.
 //
 // After End, cb gets ErrWriteAfterEnd and nothing else changes: the stream
 // still finishes what it accepted before End (unlike Node, which destroys
@@ -691,8 +714,11 @@ func (w *Writable) flushDueLocked() {
 // End signals that no more data will be written: it uncorks the stream
 // fully, lets the buffered chunks flush, runs Final, emits "finish" once
 // every write callback has run, then runs the Destroy hook and emits
-// "close". End does not wait; use Close or Done for that. Calling End again
-// is harmless. Writes after End fail with ErrWriteAfterEnd.
+// "close". End does not wait for an asynchronous sink; use Close or Done
+// for that. With a sink that completes synchronously it flushes the buffer
+// inline (see "When a call takes time" on [Writable]). Calling End again is
+// harmless. Writes after End fail with ErrWriteAfterEnd, alone: what was
+// accepted before End still reaches the sink.
 func (w *Writable) End() {
 	w.checkMade()
 	w.mu.Lock()
@@ -711,9 +737,10 @@ func (w *Writable) End() {
 // if the stream finished: every accepted byte reached the sink, Final and
 // the Destroy hook succeeded. Otherwise it returns the stream's error, or
 // ErrDestroyed if Destroy(nil) cut the stream short. Close is idempotent
-// and safe to call from many goroutines, but must not be called from a
-// callback or event handler of the same stream: it waits for events that
-// run after them.
+// and safe to call from many goroutines. Called from a callback or event
+// handler of the same stream, it hangs forever: it waits for "close", which
+// runs after the handler returns. The same holds for [Finished] and
+// <-[Writable.Done].
 func (w *Writable) Close() error {
 	w.End() // panics on a Writable not made by NewWritable
 	<-w.done
@@ -749,8 +776,9 @@ func (w *Writable) Destroy(err error) {
 // writes without exceeding its high-water mark: at once if no drain is
 // needed, else at the next "drain". It is also closed when the stream ends
 // or is destroyed, so a waiter is never stranded; its next write then
-// returns the error. Waiting on Ready after WriteChunk returned false is
-// the Go form of Node's once('drain').
+// returns the error. Ready is for select loops; a producer that only
+// waits should call [Writable.Wait], which also returns the stream's error:
+// a loop on <-Ready() alone keeps writing to a dead stream.
 func (w *Writable) Ready() <-chan struct{} {
 	w.checkMade()
 	w.mu.Lock()
@@ -760,7 +788,8 @@ func (w *Writable) Ready() <-chan struct{} {
 
 // Done returns a channel that is closed after "close": the stream has
 // released its sink, every callback has run and the close handlers have
-// returned.
+// returned. Waiting on it from a callback or handler of the same stream
+// hangs forever.
 func (w *Writable) Done() <-chan struct{} {
 	w.checkMade()
 	return w.done
