@@ -577,7 +577,7 @@ func TestPipelineSeq(t *testing.T) {
 		stopped := errors.New("shutdown")
 		res := make(chan error, 1)
 		go func() { res <- stream.PipelineSeq(ctx, w, count(math.MaxInt, -1, nil)) }() // ends only by ctx
-		sink.next(t).done(nil) // the copy is under way
+		sink.next(t).done(nil)                                                         // the copy is under way
 		cancel(stopped)
 		sink.release() // Destroy waits for the call in flight
 		assert.ErrorIs(t, streamtest.Recv(t, res, "PipelineSeq to return"), stopped, "PipelineSeq")
