@@ -1,5 +1,7 @@
 package stream
 
+import "github.com/streamkit/stream/internal/ring"
+
 // Events and write callbacks are queued under the stream's lock and delivered
 // in queue order, one at a time, by whichever goroutine holds the delivering
 // flag, never under the lock. A call made by a producer (WriteChunk, End,
@@ -37,13 +39,52 @@ const (
 	evHookBarrier
 )
 
-type event struct {
+type event[T any] struct {
 	kind eventKind
-	// counted marks the callback of an accepted write, which
-	// PendingCallbacks counts until it runs. Late writes are not counted.
+	// counted marks the outcome of an accepted write, which
+	// PendingCallbacks counts until it ran. Late writes are not counted.
 	counted bool
+	// written marks an outcome that OnWritten gets too, before cb (which
+	// may be nil); its item is in the queue's items.
+	written bool
 	cb      Callback
 	err     error
+}
+
+// eventQueue is a FIFO of events. The items of the outcomes that OnWritten
+// gets ride in a ring of their own, in the same order, so that an event
+// stays small for the streams without OnWritten (every byte stream).
+type eventQueue[T any] struct {
+	ev    ring.Ring[event[T]]
+	items ring.Ring[T]
+}
+
+func (q *eventQueue[T]) Len() int            { return q.ev.Len() }
+func (q *eventQueue[T]) Front() *event[T]    { return q.ev.Front() }
+func (q *eventQueue[T]) PushBack(e event[T]) { q.ev.PushBack(e) }
+
+// pushWritten queues the outcome e of item, for OnWritten and e.cb.
+func (q *eventQueue[T]) pushWritten(e event[T], item T) {
+	e.written = true
+	q.ev.PushBack(e)
+	q.items.PushBack(item)
+}
+
+// PopFront removes the first event and returns it, with its item if it
+// has one.
+func (q *eventQueue[T]) PopFront() (e event[T], item T, ok bool) {
+	if e, ok = q.ev.PopFront(); ok && e.written {
+		item, _ = q.items.PopFront()
+	}
+	return e, item, ok
+}
+
+// PushFront puts back an event that PopFront returned, with its item.
+func (q *eventQueue[T]) PushFront(e event[T], item T) {
+	q.ev.PushFront(e)
+	if e.written {
+		q.items.PushFront(item)
+	}
 }
 
 type handler[F any] struct {
@@ -71,54 +112,8 @@ func (l handlerList[F]) without(id uint64) handlerList[F] {
 	return l
 }
 
-// OnDrain registers fn to run at each "drain": after a write returned false,
-// once the buffered length has fallen to zero. It returns a function that
-// unregisters fn.
-//
-// Handlers of an event run in registration order, one at a time, on a
-// goroutine that holds no lock; see the package documentation for what a
-// handler may call. A nil fn panics, as with every On method.
-func (w *Writable) OnDrain(fn func()) (off func()) {
-	if fn == nil {
-		panic("stream: OnDrain: nil handler")
-	}
-	return register(w, &w.onDrain, fn)
-}
-
-// OnFinish registers fn to run at "finish": after End, once every accepted
-// byte reached the sink, Final succeeded and every write callback ran. It
-// returns a function that unregisters fn.
-func (w *Writable) OnFinish(fn func()) (off func()) {
-	if fn == nil {
-		panic("stream: OnFinish: nil handler")
-	}
-	return register(w, &w.onFinish, fn)
-}
-
-// OnClose registers fn to run at "close", the last event of a stream: after
-// the Destroy hook called done, and after every callback of a write accepted
-// before it. It returns a function that unregisters fn. Done is closed once
-// the close handlers have returned.
-func (w *Writable) OnClose(fn func()) (off func()) {
-	if fn == nil {
-		panic("stream: OnClose: nil handler")
-	}
-	return register(w, &w.onClose, fn)
-}
-
-// OnError registers fn to run with the stream's error, once, just before
-// "close", if the stream has one. Registering a handler is optional: the
-// error also reaches the write callbacks, [Writable.Err], Write and
-// [Writable.Close]. It returns a function that unregisters fn.
-func (w *Writable) OnError(fn func(error)) (off func()) {
-	if fn == nil {
-		panic("stream: OnError: nil handler")
-	}
-	return register(w, &w.onError, fn)
-}
-
 // register adds fn to the handlers of one event and returns its off.
-func register[F any](w *Writable, list *handlerList[F], fn F) (off func()) {
+func register[T, F any](w *core[T], list *handlerList[F], fn F) (off func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.nextHandlerID++
@@ -131,19 +126,34 @@ func register[F any](w *Writable, list *handlerList[F], fn F) (off func()) {
 	}
 }
 
-// queueCallbackLocked queues cb(err) for an accepted write, or, for a nil
-// cb, counts it as run.
-func (w *Writable) queueCallbackLocked(cb Callback, err error) {
-	if cb == nil {
+// queueOutcomeLocked queues the outcome of e, an accepted write, for its
+// callback and OnWritten, or, if it has neither, counts it as run.
+func (w *core[T]) queueOutcomeLocked(e *entry[T], err error) {
+	if e.cb == nil && w.onWritten == nil {
 		w.pendingCallbacks--
 		return
 	}
-	w.events.PushBack(event{kind: evCallback, counted: true, cb: cb, err: err})
+	ev := event[T]{kind: evCallback, counted: true, cb: e.cb, err: err}
+	if w.onWritten != nil {
+		w.events.pushWritten(ev, e.item)
+	} else {
+		w.events.PushBack(ev)
+	}
+}
+
+// runOutcome runs the outcome of one write: OnWritten, then its callback.
+func (w *core[T]) runOutcome(ev *event[T], item T) {
+	if ev.written {
+		w.onWritten(item, ev.err)
+	}
+	if ev.cb != nil {
+		ev.cb(ev.err)
+	}
 }
 
 // scheduleLocked arranges for queued events to be delivered without running
 // them on the calling goroutine, which is inside a producer's call.
-func (w *Writable) scheduleLocked() {
+func (w *core[T]) scheduleLocked() {
 	if w.events.Len() > 0 && !w.delivering {
 		w.delivering = true
 		go w.deliverAsync()
@@ -154,14 +164,14 @@ func (w *Writable) scheduleLocked() {
 // another goroutine is delivering already (it will deliver them). For
 // callers outside any producer's call: a sink's done, a timer, the construct
 // goroutine.
-func (w *Writable) deliverHereLocked() {
+func (w *core[T]) deliverHereLocked() {
 	if w.events.Len() > 0 && !w.delivering {
 		w.delivering = true
 		w.deliverLocked()
 	}
 }
 
-func (w *Writable) deliverAsync() {
+func (w *core[T]) deliverAsync() {
 	w.mu.Lock()
 	w.deliverLocked()
 	w.mu.Unlock()
@@ -170,7 +180,7 @@ func (w *Writable) deliverAsync() {
 // deliverLocked runs queued events until the queue is empty, unlocking
 // around each callback and handler. The caller set w.delivering; it is
 // cleared on return. mu is held on entry and on return.
-func (w *Writable) deliverLocked() {
+func (w *core[T]) deliverLocked() {
 	// If a callback or handler panics (or calls runtime.Goexit), finish what
 	// the event was for and hand the rest of the queue to a new goroutine,
 	// so that the stream still reaches "close" and Done if the panic is
@@ -181,7 +191,8 @@ func (w *Writable) deliverLocked() {
 	// Consecutive callbacks run as a batch, with one unlock and lock for
 	// all of them: with a callback per write, the deliverer would otherwise
 	// fight the producers for the lock on every one.
-	var batch [32]event
+	var batch [32]event[T]
+	var items [32]T // the items of the written ones
 	var batched, ran int
 	defer func() {
 		if !returned {
@@ -196,7 +207,7 @@ func (w *Writable) deliverLocked() {
 				if batch[i].counted {
 					w.pendingCallbacks++
 				}
-				w.events.PushFront(batch[i])
+				w.events.PushFront(batch[i], items[i])
 			}
 			w.delivering = false
 			w.scheduleLocked()
@@ -206,9 +217,9 @@ func (w *Writable) deliverLocked() {
 	for {
 		next := w.events.Front()
 		if next != nil && next.kind == evHookBarrier {
-			if late, ok := w.late.PopFront(); ok {
+			if late, item, ok := w.late.PopFront(); ok {
 				current = evCallback
-				w.runCallbackLocked(late)
+				w.runCallbackLocked(late, item)
 				continue
 			}
 			if !w.barrierReached {
@@ -224,17 +235,17 @@ func (w *Writable) deliverLocked() {
 			returned = true
 			return
 		}
-		ev, _ := w.events.PopFront()
+		ev, item, _ := w.events.PopFront()
 		current = ev.kind
 		switch ev.kind {
 		case evCallback:
-			batch[0], batched = ev, 1
+			batch[0], items[0], batched = ev, item, 1
 			for batched < len(batch) {
 				next := w.events.Front()
 				if next == nil || next.kind != evCallback {
 					break
 				}
-				batch[batched], _ = w.events.PopFront()
+				batch[batched], items[batched], _ = w.events.PopFront()
 				batched++
 			}
 			for i := range batched {
@@ -244,10 +255,11 @@ func (w *Writable) deliverLocked() {
 			}
 			w.mu.Unlock()
 			for ran = 0; ran < batched; ran++ {
-				batch[ran].cb(batch[ran].err)
+				w.runOutcome(&batch[ran], items[ran])
 			}
 			w.mu.Lock()
 			clear(batch[:batched])
+			clear(items[:batched])
 			batched = 0
 		case evDrainCheck:
 			if !w.drainDueLocked() {
@@ -291,17 +303,17 @@ func (w *Writable) deliverLocked() {
 }
 
 // runCallbackLocked runs a write callback without the lock held.
-func (w *Writable) runCallbackLocked(ev event) {
+func (w *core[T]) runCallbackLocked(ev event[T], item T) {
 	if ev.counted {
 		w.pendingCallbacks--
 	}
 	w.mu.Unlock()
-	ev.cb(ev.err)
+	w.runOutcome(&ev, item)
 	w.mu.Lock()
 }
 
 // emitLocked runs the handlers of an event without the lock held.
-func (w *Writable) emitLocked(hs handlerList[func()]) {
+func (w *core[T]) emitLocked(hs handlerList[func()]) {
 	if len(hs) == 0 {
 		return
 	}
