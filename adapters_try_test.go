@@ -39,26 +39,51 @@ func seqChunks(count, size int) [][]byte {
 	return chunks
 }
 
-// drainTo reads conn to EOF in the background and delivers the SHA-256 and
-// the length of what it read.
-func drainTo(conn net.Conn) <-chan [2]any {
-	got := make(chan [2]any, 1)
+// readSum is the length and SHA-256 of what a peer read.
+type readSum struct {
+	n   int64
+	sum [sha256.Size]byte
+}
+
+// drainTo reads conn to EOF in the background and delivers what it read.
+func drainTo(conn net.Conn) <-chan readSum {
+	got := make(chan readSum, 1)
 	go func() {
 		h := sha256.New()
 		n, _ := io.Copy(h, conn)
-		got <- [2]any{n, [sha256.Size]byte(h.Sum(nil))}
+		got <- readSum{n, [sha256.Size]byte(h.Sum(nil))}
 	}()
 	return got
 }
 
-func sumOf(chunks [][]byte) (int64, [sha256.Size]byte) {
+func sumOf(chunks [][]byte) readSum {
 	h := sha256.New()
 	var n int64
 	for _, c := range chunks {
 		h.Write(c)
 		n += int64(len(c))
 	}
-	return n, [sha256.Size]byte(h.Sum(nil))
+	return readSum{n, [sha256.Size]byte(h.Sum(nil))}
+}
+
+// recvTry receives from ch, failing the test after tryWait.
+func recvTry[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(tryWait):
+		require.FailNow(t, "timed out waiting for "+what)
+		panic("unreachable")
+	}
+}
+
+// checkRead checks that the peer read exactly chunks, in order.
+func checkRead(t *testing.T, got <-chan readSum, chunks [][]byte) {
+	t.Helper()
+	want, r := sumOf(chunks), recvTry(t, got, "the server to reach EOF")
+	assert.Equal(t, want.n, r.n, "bytes the server read")
+	assert.Equal(t, want.sum, r.sum, "SHA-256 of what the server read: every chunk, in order")
 }
 
 func TestFromWriterTCPIdleSocketWritesInline(t *testing.T) {
@@ -82,34 +107,17 @@ func TestFromWriterTCPIdleSocketWritesInline(t *testing.T) {
 		require.Zero(t, st.Length, "chunk %d: bytes buffered after WriteChunk returned", i)
 		require.True(t, ok, "chunk %d: WriteChunk's result", i)
 		require.Equal(t, int64(i+1), s.inline.Load(), "chunk %d: writes completed inline", i)
-		select {
-		case err := <-called:
-			require.NoError(t, err, "chunk %d: callback", i)
-		case <-time.After(tryWait):
-			require.FailNow(t, "the callback did not run", "chunk %d", i)
-		}
+		require.NoError(t, recvTry(t, called, "a callback"), "chunk %d: callback", i)
 	}
 	// A shorter chunk goes to the goroutine, so that others can pile up
 	// behind it.
 	short := seqChunks(1, DefaultHighWaterMark/4-8)[0]
 	called := make(chan error, 1)
 	w.WriteChunk(short, func(err error) { called <- err })
-	select {
-	case err := <-called:
-		require.NoError(t, err, "the short chunk's callback")
-	case <-time.After(tryWait):
-		require.FailNow(t, "the short chunk's callback did not run")
-	}
+	require.NoError(t, recvTry(t, called, "the short chunk's callback"), "the short chunk's callback")
 	assert.Equal(t, int64(len(chunks)), s.inline.Load(), "writes completed inline, after a chunk under a quarter of the mark")
 	require.NoError(t, w.Close(), "Close")
-	wantN, wantSum := sumOf(append(chunks, short))
-	select {
-	case r := <-got:
-		assert.Equal(t, wantN, r[0], "bytes the server read")
-		assert.Equal(t, wantSum, r[1], "SHA-256 of what the server read: every chunk, in order")
-	case <-time.After(tryWait):
-		require.FailNow(t, "the server did not reach EOF")
-	}
+	checkRead(t, got, append(chunks, short))
 	assert.Zero(t, s.batches.Load(), "Writev calls: nothing ever piled up")
 }
 
@@ -144,21 +152,9 @@ func TestFromWriterTCPFullSocketFallsBackToTheGoroutine(t *testing.T) {
 	// A write in flight while WriteChunk has returned: the goroutine has it.
 
 	got := drainTo(server)
-	select {
-	case err := <-produced:
-		require.NoError(t, err, "the producer")
-	case <-time.After(tryWait):
-		require.FailNow(t, "the producer did not finish once the peer read")
-	}
+	require.NoError(t, recvTry(t, produced, "the producer, once the peer reads"), "the producer")
 	require.NoError(t, w.Close(), "Close")
-	wantN, wantSum := sumOf(chunks)
-	select {
-	case r := <-got:
-		assert.Equal(t, wantN, r[0], "bytes the server read")
-		assert.Equal(t, wantSum, r[1], "SHA-256 of what the server read: every chunk, in order")
-	case <-time.After(tryWait):
-		require.FailNow(t, "the server did not reach EOF")
-	}
+	checkRead(t, got, chunks)
 	assert.Positive(t, s.batches.Load(), "Writev calls of the chunks that piled up")
 	assert.Equal(t, s.batches.Load(), s.vectoredCalls.Load(), "every batch went out as one net.Buffers.WriteTo")
 	t.Logf("%d chunks: %d written inline, %d Writev calls", len(chunks), s.inline.Load(), s.batches.Load())
@@ -188,23 +184,12 @@ func TestFromWriterTCPResetFailsTheInlineWrite(t *testing.T) {
 	write := func(c []byte) error {
 		called := make(chan error, 1)
 		w.WriteChunk(c, func(err error) { called <- err })
-		select {
-		case err := <-called:
-			return err
-		case <-time.After(tryWait):
-			require.FailNow(t, "a write's callback did not run")
-			return nil
-		}
+		return recvTry(t, called, "a write's callback")
 	}
 	for _, c := range seqChunks(before/1024, 1024) {
 		require.NoError(t, write(c), "a write before the reset")
 	}
-	select {
-	case err := <-read:
-		require.NoError(t, err, "the peer reading, then resetting")
-	case <-time.After(tryWait):
-		require.FailNow(t, "the peer did not reset")
-	}
+	require.NoError(t, recvTry(t, read, "the peer's reset"), "the peer reading, then resetting")
 
 	// The RST may take a moment to be processed: writes succeed until then.
 	var err error
