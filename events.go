@@ -155,6 +155,10 @@ func (w *Writable) scheduleLocked() {
 // callers outside any producer's call: a sink's done, a timer, the construct
 // goroutine.
 func (w *Writable) deliverHereLocked() {
+	if w.deliverElsewhere && w.userCodeQueuedLocked() {
+		w.scheduleLocked() // a Pipe's reader, inside Read (see pipe.go)
+		return
+	}
 	if w.events.Len() > 0 && !w.delivering {
 		w.delivering = true
 		w.deliverLocked()
