@@ -5,6 +5,7 @@ package stream
 // this way lets a stream with Options.Writev hand them to the sink in one
 // vectored call. End uncorks fully.
 func (w *Writable) Cork() {
+	w.checkMade()
 	w.mu.Lock()
 	w.closeFastLocked()
 	w.corked++
@@ -14,9 +15,11 @@ func (w *Writable) Cork() {
 // Uncork undoes one Cork. When the last Cork is undone and no sink call is
 // in flight, the buffered chunks flush at once: all of them in one Writev
 // call if there are two or more and Options.Writev is set, else one by one
-// through the WriteFunc. With a call in flight, they flush when it
-// completes. An Uncork without a Cork does nothing.
+// through the WriteFunc, on the calling goroutine (a synchronous sink runs
+// inside Uncork). With a call in flight, they flush when it completes. An
+// Uncork without a Cork does nothing.
 func (w *Writable) Uncork() {
+	w.checkMade()
 	w.mu.Lock()
 	if w.corked > 0 {
 		w.corked--
