@@ -10,7 +10,8 @@ import (
 // PipeReader is the read end of a [Pipe]: an io.Reader, io.WriterTo and
 // io.Closer over what is written to the pipe's [Writable].
 //
-// A PipeReader must be created with [Pipe]. It is safe for concurrent use:
+// A PipeReader must be created with [Pipe]; a method of the zero value
+// panics. It is safe for concurrent use:
 // Reads and WriteTos from several goroutines take turns, each seeing bytes
 // in the order they were written, and CloseWithError may be called at any
 // time from any goroutine. Close it (or end or destroy the write end) when
@@ -76,7 +77,9 @@ var (
 // sink call), and completes that call when it has consumed all of them:
 // a chunk's callback runs once the reader has read the chunk and the
 // chunks handed over with it, never on the reader's goroutine inside Read
-// or WriteTo.
+// or WriteTo. So w.Wait returns once the reader has read everything, and
+// w.Flush once it has read what was written before the call (and the
+// chunks handed over with the last of it).
 //
 // opts configures w as for [NewWritable], except that Options.Writev is
 // ignored: the pipe takes every buffered chunk in one call itself. Final,
@@ -120,6 +123,7 @@ func Pipe(opts Options) (*PipeReader, *Writable) {
 // closed. A Read with an empty p returns 0 and the error a Read would get
 // now, without waiting.
 func (r *PipeReader) Read(p []byte) (int, error) {
+	r.checkMade()
 	r.rmu.Lock()
 	defer r.rmu.Unlock()
 	n := 0
@@ -187,6 +191,7 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 // callbacks wait for it, and a Destroy of the write end completes only once
 // dst.Write has returned.
 func (r *PipeReader) WriteTo(dst io.Writer) (int64, error) {
+	r.checkMade()
 	r.rmu.Lock()
 	defer r.rmu.Unlock()
 	_, vectored := dst.(net.Conn)
@@ -270,6 +275,7 @@ func writeChunks(dst io.Writer, bufs net.Buffers, vectored bool) (int64, error) 
 // finishes: its Close returns nil), is left as it is. CloseWithError
 // always returns nil.
 func (r *PipeReader) CloseWithError(err error) error {
+	r.checkMade()
 	if err == nil {
 		err = io.ErrClosedPipe
 	}
@@ -286,6 +292,14 @@ func (r *PipeReader) CloseWithError(err error) error {
 
 // Close is CloseWithError(nil).
 func (r *PipeReader) Close() error { return r.CloseWithError(nil) }
+
+// checkMade panics if r was not made by Pipe: the zero value has no write
+// end, and its Read would block for ever.
+func (r *PipeReader) checkMade() {
+	if r.avail == nil {
+		panic("stream: PipeReader not made by Pipe")
+	}
+}
 
 // errLocked returns the error Read returns now, or nil.
 func (r *PipeReader) errLocked() error {

@@ -651,3 +651,100 @@ func TestPipeNegativeHighWaterMarkPanics(t *testing.T) {
 		stream.Pipe(stream.Options{HighWaterMark: -1})
 	}, "a negative mark is a programmer error")
 }
+
+// Wait on the write end returns once the reader has read everything, and
+// with the reader's error once it closed.
+func TestPipeWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, w := stream.Pipe(stream.Options{HighWaterMark: 8})
+		ctx := context.Background()
+		assert.NoError(t, w.Wait(ctx), "an empty pipe needs no drain")
+		assert.False(t, w.WriteChunk([]byte("0123456789"), nil), "past the mark")
+		waited := async(func() error { return w.Wait(ctx) })
+		synctest.Wait()
+		select {
+		case err := <-waited:
+			t.Fatalf("Wait returned %v with 10 bytes unread", err)
+		default:
+		}
+		buf := make([]byte, 4)
+		_, err := r.Read(buf)
+		require.NoError(t, err, "Read")
+		synctest.Wait()
+		select {
+		case err := <-waited:
+			t.Fatalf("Wait returned %v with 6 bytes unread", err)
+		default:
+		}
+		_, err = io.ReadFull(r, make([]byte, 6))
+		require.NoError(t, err, "reading the rest")
+		assert.NoError(t, <-waited, "Wait returns once everything was read")
+
+		assert.False(t, w.WriteChunk([]byte("0123456789"), nil), "past the mark again")
+		waited = async(func() error { return w.Wait(ctx) })
+		synctest.Wait()
+		r.CloseWithError(errBoom)
+		err = <-waited
+		assert.ErrorIs(t, err, errBoom, "Wait returns the reader's error")
+		assert.ErrorIs(t, err, stream.ErrDestroyed, "matching ErrDestroyed")
+		<-w.Done()
+	})
+}
+
+// Flush on the write end returns once the reader has consumed everything
+// written before it, and the chunks handed over with the last of those.
+func TestPipeFlush(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, w := stream.Pipe(stream.Options{HighWaterMark: 1 << 10})
+		ctx := context.Background()
+		_, err := w.Write([]byte("written before Flush, "))
+		require.NoError(t, err, "Write")
+		w.WriteChunk([]byte("and a chunk"), nil)
+		flushed := async(func() error { return w.Flush(ctx) })
+		synctest.Wait()
+		select {
+		case err := <-flushed:
+			t.Fatalf("Flush returned %v with nothing read", err)
+		default:
+		}
+		w.WriteChunk([]byte(", after"), nil) // not waited for
+		_, err = io.ReadFull(r, make([]byte, len("written before Flush, ")))
+		require.NoError(t, err, "reading the Write")
+		synctest.Wait()
+		select {
+		case err := <-flushed:
+			t.Fatalf("Flush returned %v with the chunk unread", err)
+		default:
+		}
+		_, err = io.ReadFull(r, make([]byte, len("and a chunk")))
+		require.NoError(t, err, "reading the chunk")
+		// The chunk was handed over with the one written after Flush: they
+		// complete together.
+		synctest.Wait()
+		select {
+		case err := <-flushed:
+			t.Fatalf("Flush returned %v before the chunk handed over with the last one was read", err)
+		default:
+		}
+		_, err = io.ReadFull(r, make([]byte, len(", after")))
+		require.NoError(t, err, "reading the chunk after Flush")
+		assert.NoError(t, <-flushed, "Flush returns once the reader consumed what was written before it")
+
+		assert.NoError(t, w.Flush(ctx), "nothing unread: Flush returns at once")
+		w.WriteChunk([]byte("never read"), nil)
+		flushed = async(func() error { return w.Flush(ctx) })
+		synctest.Wait()
+		r.Close()
+		err = <-flushed
+		assert.ErrorIs(t, err, io.ErrClosedPipe, "Flush returns the reader's error when it closes")
+		<-w.Done()
+	})
+}
+
+func TestPipeReaderZeroValuePanics(t *testing.T) {
+	var r stream.PipeReader
+	const want = "stream: PipeReader not made by Pipe"
+	assert.PanicsWithValue(t, want, func() { r.Read(make([]byte, 1)) }, "Read")
+	assert.PanicsWithValue(t, want, func() { r.WriteTo(io.Discard) }, "WriteTo")
+	assert.PanicsWithValue(t, want, func() { r.Close() }, "Close")
+}
