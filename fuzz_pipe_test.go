@@ -46,14 +46,14 @@ func FuzzPipe(f *testing.F) {
 // Writer ops: kind%8 of the kinds below 0x80. Reader ops: kind%4 of the
 // others.
 const (
-	pipeWriteChunk = iota // WriteChunk of arg bytes with a callback, waiting on Ready after false
-	pipeWrite             // Write of arg*4 bytes
-	pipeWriteString       // WriteString of arg bytes
-	pipeCorked            // Cork, arg%4+1 WriteChunks of 16 bytes (results ignored), Uncork
-	pipeWriteNil          // WriteChunk of arg bytes, no callback
-	pipeDestroyErr        // Destroy(errWriter); the writer's script stops
-	pipeDestroyNil        // Destroy(nil); stops
-	pipeEnd               // End; stops
+	pipeWriteChunk  = iota // WriteChunk of arg bytes with a callback, waiting on Ready after false
+	pipeWrite              // Write of arg*4 bytes
+	pipeWriteString        // WriteString of arg bytes
+	pipeCorked             // Cork, arg%4+1 WriteChunks of 16 bytes (results ignored), Uncork
+	pipeWriteNil           // WriteChunk of arg bytes, no callback
+	pipeDestroyErr         // Destroy(errWriter); the writer's script stops
+	pipeDestroyNil         // Destroy(nil); stops
+	pipeEnd                // End; stops
 )
 
 const (
