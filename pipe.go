@@ -95,9 +95,6 @@ var (
 //
 // Pipe panics if opts.HighWaterMark is negative.
 func Pipe(opts Options) (*PipeReader, *Writable) {
-	if opts.HighWaterMark < 0 {
-		panic(fmt.Sprintf("stream: Pipe: negative Options.HighWaterMark %d", opts.HighWaterMark))
-	}
 	r := &PipeReader{
 		userFinal:   opts.Final,
 		userDestroy: opts.Destroy,
@@ -445,7 +442,7 @@ func (r *PipeReader) fail(err error) (Callback, error) {
 // the rest (a "drain" nobody listens to, starting Final or the Destroy
 // hook on their own goroutines) is done in place, saving a goroutine per
 // drain when the writer is ahead of the reader.
-func (w *Writable) userCodeQueuedLocked() bool {
+func (w *core[T]) userCodeQueuedLocked() bool {
 	if w.late.Len() > 0 {
 		return true
 	}

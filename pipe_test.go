@@ -647,7 +647,7 @@ type writerFunc func(p []byte) (int, error)
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func TestPipeNegativeHighWaterMarkPanics(t *testing.T) {
-	assert.PanicsWithValue(t, "stream: Pipe: negative Options.HighWaterMark -1", func() {
+	assert.PanicsWithValue(t, "stream: NewWritable: negative Options.HighWaterMark -1", func() {
 		stream.Pipe(stream.Options{HighWaterMark: -1})
 	}, "a negative mark is a programmer error")
 }
