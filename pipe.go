@@ -72,19 +72,22 @@ var (
 // usual. Its Length counts the bytes written and not yet read, so a
 // producer ahead of its reader is pushed back exactly as by a slow sink:
 // WriteChunk returns false and Write blocks once the high-water mark is
-// reached, until the reader has read everything. The reader receives
+// reached, until the reader has caught up (down to Options.LowWaterMark:
+// everything, by default). The reader receives
 // every chunk buffered while it read the previous ones at once (one
 // sink call), and completes that call when it has consumed all of them:
 // a chunk's callback runs once the reader has read the chunk and the
 // chunks handed over with it, never on the reader's goroutine inside Read
-// or WriteTo. So w.Wait returns once the reader has read everything, and
+// or WriteTo. So w.Wait returns once the reader has caught up, and
 // w.Flush once it has read what was written before the call (and the
 // chunks handed over with the last of it).
 //
-// opts configures w as for [NewWritable], except that Options.Writev is
-// ignored: the pipe takes every buffered chunk in one call itself. Final,
-// Destroy, Construct, Context and StallTimeout apply; StallTimeout then
-// bounds how long the reader may take to consume what it was handed.
+// opts configures w as for [NewWritable], and Pipe panics on the same bad
+// options, except that Options.Writev is ignored: the pipe takes the
+// buffered chunks in one call itself. MaxBatch and MaxBatchSize then cap
+// what the reader takes at once (MaxBatch 1: one chunk at a time, so that
+// callbacks and Flush complete chunk by chunk), and StallTimeout bounds how
+// long the reader may take to consume what it was handed.
 //
 // The reader gets io.EOF once w was ended, every accepted byte was read
 // and Final (if any) succeeded. After w.Destroy(err) or a failure (Final's
@@ -92,8 +95,6 @@ var (
 // and after Destroy(nil) ErrDestroyed: never io.EOF, as the data was cut
 // short. Closing r destroys w (see [PipeReader.CloseWithError]). Once both
 // ends are closed, no goroutine of the pipe is left.
-//
-// Pipe panics if opts.HighWaterMark is negative.
 func Pipe(opts Options) (*PipeReader, *Writable) {
 	r := &PipeReader{
 		userFinal:   opts.Final,

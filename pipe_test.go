@@ -748,3 +748,32 @@ func TestPipeReaderZeroValuePanics(t *testing.T) {
 	assert.PanicsWithValue(t, want, func() { r.WriteTo(io.Discard) }, "WriteTo")
 	assert.PanicsWithValue(t, want, func() { r.Close() }, "Close")
 }
+
+// With MaxBatch 1 the reader takes one chunk at a time, so each callback
+// runs as soon as its own chunk was read.
+func TestPipeMaxBatchOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, w := stream.Pipe(stream.Options{MaxBatch: 1})
+		var ran []string
+		cb := func(name string) stream.Callback {
+			return func(err error) {
+				if err == nil {
+					ran = append(ran, name)
+				}
+			}
+		}
+		w.WriteChunk([]byte("x"), cb("x")) // in flight
+		w.WriteChunk([]byte("a"), cb("a"))
+		w.WriteChunk([]byte("b"), cb("b"))
+		buf := make([]byte, 1)
+		for _, want := range []string{"x", "a"} {
+			_, err := io.ReadFull(r, buf)
+			require.NoError(t, err, "Read")
+			assert.Equal(t, want, string(buf), "the chunks in order")
+			synctest.Wait()
+		}
+		assert.Equal(t, []string{"x", "a"}, ran, "a's callback ran (with nil) while b is unread")
+		r.Close()
+		<-w.Done()
+	})
+}
