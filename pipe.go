@@ -49,8 +49,10 @@ type PipeReader struct {
 	// lent is set while WriteTo hands chunks to its writer without mu:
 	// nobody else may complete the call meanwhile.
 	lent bool
-	// bufs is WriteTo's copy of chunks for net.Buffers, which consumes it.
+	// bufs is WriteTo's copy of chunks, and vec the net.Buffers that
+	// writes (and consumes) it; both only touched by the holder of rmu.
 	bufs net.Buffers
+	vec  net.Buffers
 
 	eof    bool  // Final succeeded: every byte was handed over and read
 	err    error // the stream was destroyed or failed: what Read returns
@@ -211,11 +213,11 @@ func (r *PipeReader) WriteTo(dst io.Writer) (int64, error) {
 		}
 		r.bufs = append(r.bufs[:0], r.chunks[0][r.off:])
 		r.bufs = append(r.bufs, r.chunks[1:]...)
-		bufs := r.bufs
+		r.vec = r.bufs
 		r.lent = true
 		r.mu.Unlock()
 
-		n, werr := writeChunks(dst, bufs, vectored)
+		n, werr := writeChunks(dst, &r.vec, vectored)
 		total += n
 
 		r.mu.Lock()
@@ -241,14 +243,16 @@ func (r *PipeReader) WriteTo(dst io.Writer) (int64, error) {
 	}
 }
 
-// writeChunks writes bufs to dst in order and returns how many bytes dst
-// took.
-func writeChunks(dst io.Writer, bufs net.Buffers, vectored bool) (int64, error) {
+// writeChunks writes *bufs to dst in order and returns how many bytes dst
+// took. bufs points to a field, so that net.Buffers.WriteTo, which takes a
+// pointer and consumes what it points to, does not make a slice header
+// escape per call.
+func writeChunks(dst io.Writer, bufs *net.Buffers, vectored bool) (int64, error) {
 	if vectored {
 		return bufs.WriteTo(dst)
 	}
 	var total int64
-	for _, b := range bufs {
+	for _, b := range *bufs {
 		if len(b) == 0 {
 			continue
 		}
