@@ -11,19 +11,22 @@ import (
 // io.Closer over what is written to the pipe's [Writable].
 //
 // A PipeReader must be created with [Pipe]; a method of the zero value
-// panics. It is safe for concurrent use:
-// Reads and WriteTos from several goroutines take turns, each seeing bytes
-// in the order they were written, and CloseWithError may be called at any
-// time from any goroutine. Close it (or end or destroy the write end) when
+// panics. It is safe for concurrent use: Reads and WriteTos from several
+// goroutines take turns, each seeing bytes in the order they were written,
+// and CloseWithError may be called at any time from any goroutine. Close it (or end or destroy the write end) when
 // done: a writer blocked on a full pipe waits until the reader reads or
 // closes.
 //
 //	r, w := stream.Pipe(stream.Options{HighWaterMark: 64 << 10})
 //	go func() {
-//		_, err := io.Copy(w, src) // blocks while 64 KiB are unread
-//		w.Destroy(err)            // nil: ends nothing, so End first
+//		if _, err := io.Copy(w, src); err != nil { // blocks while 64 KiB are unread
+//			w.Destroy(err) // the reader gets err
+//			return
+//		}
+//		w.End() // the reader gets io.EOF once it read everything
 //	}()
-//	io.Copy(dst, r) // r.WriteTo: the chunks as written, no copy
+//	_, err := io.Copy(dst, r) // r.WriteTo: the chunks as written, no copy
+//	r.CloseWithError(err)     // after EOF, harmless
 type PipeReader struct {
 	w           *Writable
 	userFinal   FinalFunc
@@ -36,6 +39,10 @@ type PipeReader struct {
 	// handed over, the end, an error). A token may be stale: the reader
 	// re-checks under mu.
 	avail chan struct{}
+	// bufs is WriteTo's copy of chunks, and vec the net.Buffers that
+	// writes (and consumes) it; only the holder of rmu touches them.
+	bufs net.Buffers
+	vec  net.Buffers
 
 	mu sync.Mutex // guards the fields below; taken under w.mu (interrupt), never the other way round
 
@@ -49,10 +56,6 @@ type PipeReader struct {
 	// lent is set while WriteTo hands chunks to its writer without mu:
 	// nobody else may complete the call meanwhile.
 	lent bool
-	// bufs is WriteTo's copy of chunks, and vec the net.Buffers that
-	// writes (and consumes) it; both only touched by the holder of rmu.
-	bufs net.Buffers
-	vec  net.Buffers
 
 	eof    bool  // Final succeeded: every byte was handed over and read
 	err    error // the stream was destroyed or failed: what Read returns
