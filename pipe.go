@@ -220,29 +220,49 @@ func (r *PipeReader) WriteTo(dst io.Writer) (int64, error) {
 		r.lent = true
 		r.mu.Unlock()
 
-		n, werr := writeChunks(dst, &r.vec, vectored)
+		n, werr := r.lend(dst, vectored)
 		total += n
-
-		r.mu.Lock()
-		r.lent = false
-		clear(r.bufs)
-		r.consumeLocked(n)
-		var done Callback
-		var result error
-		switch {
-		case r.err != nil:
-			// Destroyed while dst had the chunks: the call ends here.
-			done, result = r.takeDoneLocked(), r.cut
-		case len(r.chunks) == 0:
-			done = r.takeDoneLocked()
-		}
-		r.mu.Unlock()
-		if done != nil {
-			done(result)
-		}
 		if werr != nil {
 			return total, werr
 		}
+	}
+}
+
+// lend writes the chunks of r.vec to dst, without mu, and takes them back.
+// Should dst panic, they are taken back unread before the panic goes on,
+// so that a later Read or a Destroy can still complete their call.
+func (r *PipeReader) lend(dst io.Writer, vectored bool) (n int64, err error) {
+	returned := false
+	defer func() {
+		if !returned {
+			r.takeBack(0)
+		}
+	}()
+	n, err = writeChunks(dst, &r.vec, vectored)
+	returned = true
+	r.takeBack(n)
+	return n, err
+}
+
+// takeBack marks the first n bytes of the lent chunks as read, and
+// completes their call if that was all of them, or if the stream was
+// destroyed while they were lent.
+func (r *PipeReader) takeBack(n int64) {
+	r.mu.Lock()
+	r.lent = false
+	clear(r.bufs)
+	r.consumeLocked(n)
+	var done Callback
+	var result error
+	switch {
+	case r.err != nil:
+		done, result = r.takeDoneLocked(), r.cut
+	case len(r.chunks) == 0:
+		done = r.takeDoneLocked()
+	}
+	r.mu.Unlock()
+	if done != nil {
+		done(result)
 	}
 }
 

@@ -777,3 +777,22 @@ func TestPipeMaxBatchOne(t *testing.T) {
 		<-w.Done()
 	})
 }
+
+// A panic of WriteTo's writer leaves the chunks unread and the pipe
+// usable: a Read gets them, and both ends close.
+func TestPipeWriteToWriterPanics(t *testing.T) {
+	r, w := newPipe(t, stream.Options{})
+	w.WriteChunk([]byte("kept"), nil)
+	assert.PanicsWithValue(t, "dst", func() {
+		r.WriteTo(writerFunc(func(p []byte) (int, error) { panic("dst") }))
+	}, "the writer's panic goes on up")
+	buf := make([]byte, 10)
+	n, err := r.Read(buf)
+	require.NoError(t, err, "Read after the panic")
+	assert.Equal(t, "kept", string(buf[:n]), "the chunk is still there, unread")
+	w.End()
+	n, err = r.Read(buf)
+	assert.Equal(t, 0, n, "nothing more")
+	assert.ErrorIs(t, err, io.EOF, "EOF")
+	assert.NoError(t, w.Close(), "the write end finishes")
+}
