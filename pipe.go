@@ -475,7 +475,7 @@ func (w *core[T]) userCodeQueuedLocked() bool {
 		return true
 	}
 	for i := range w.events.Len() {
-		switch w.events.At(i).kind {
+		switch w.events.ev.At(i).kind {
 		case evCallback, evFinish, evError, evClose:
 			return true
 		case evDrain, evDrainCheck:
