@@ -362,8 +362,12 @@ func TestPipeCallbackWritingToItsPipe(t *testing.T) {
 			r, w := newPipe(t, stream.Options{HighWaterMark: 8})
 			second := make(chan error, 1)
 			w.WriteChunk([]byte("first..."), func(err error) {
-				// A blocking Write of 4 marks: it needs the reader.
-				_, werr := w.Write(bytes.Repeat([]byte("s"), 32))
+				// Two Writes of 2 marks: the second blocks until the reader
+				// has read the first.
+				_, werr := w.Write(bytes.Repeat([]byte("s"), 16))
+				if werr == nil {
+					_, werr = w.Write(bytes.Repeat([]byte("s"), 16))
+				}
 				w.End()
 				second <- werr
 			})
