@@ -40,6 +40,11 @@ type core[T any] struct {
 	// on a socket, say). It must not block or call into the stream.
 	interrupt func(err error)
 
+	// deliverElsewhere, if set (by Pipe, right after NewWritable), makes a
+	// done that queued user code deliver it on a new goroutine, as a
+	// producer's call does: a pipe's reader calls done inside Read.
+	deliverElsewhere bool
+
 	// fastMax bounds the size of a fast write (see fast.go); 0 disables
 	// the fast path. fastDones are its done functions, used in turn, and
 	// fastCall stands for an adopted fast write in w.call.
