@@ -5,6 +5,7 @@ package stream
 // this way lets a stream with Options.Writev hand them to the sink in one
 // vectored call. End uncorks fully.
 func (w *Writable) Cork() {
+	w.checkMade()
 	w.mu.Lock()
 	w.closeFastLocked()
 	w.corked++
@@ -17,6 +18,7 @@ func (w *Writable) Cork() {
 // through the WriteFunc. With a call in flight, they flush when it
 // completes. An Uncork without a Cork does nothing.
 func (w *Writable) Uncork() {
+	w.checkMade()
 	w.mu.Lock()
 	if w.corked > 0 {
 		w.corked--

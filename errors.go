@@ -7,8 +7,8 @@ import "errors"
 // stream destroyed with err matches both ErrDestroyed and err).
 var (
 	// ErrWriteAfterEnd is returned for a write made after End (Node's
-	// ERR_STREAM_WRITE_AFTER_END). Such a write also destroys the stream
-	// with this error.
+	// ERR_STREAM_WRITE_AFTER_END). Unlike in Node, such a write fails alone:
+	// the stream still finishes what it accepted before End.
 	ErrWriteAfterEnd = errors.New("stream: write after end")
 
 	// ErrDestroyed is returned for a write made after Destroy (Node's

@@ -119,6 +119,7 @@ func (w *Writable) OnError(fn func(error)) (off func()) {
 
 // register adds fn to the handlers of one event and returns its off.
 func register[F any](w *Writable, list *handlerList[F], fn F) (off func()) {
+	w.checkMade()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.nextHandlerID++

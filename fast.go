@@ -124,9 +124,11 @@ func (w *Writable) invokeFast(chunk []byte, v uint64) {
 	returned := false
 	defer func() {
 		if !returned {
+			r := recover()
+			defer repanic(r)
 			w.mu.Lock()
 			w.closeFastLocked()
-			panicErr := fmt.Errorf("%w (%v)", errSinkPanicked, callWrite)
+			panicErr := sinkPanicError(callWrite, r)
 			if cur := w.fast.Load(); cur&fastBusy != 0 && fastGen(cur) == fastGen(v) {
 				w.settleFastLocked(cur, panicErr, false)
 			} else {
@@ -167,6 +169,7 @@ func (w *Writable) settleFastLocked(v uint64, err error, sync bool) {
 	w.length -= w.adopted
 	w.adopted = 0
 	w.pendingCallbacks-- // its callback is nil
+	w.settleOneLocked(err)
 	w.settleWriteLocked(err, sync)
 }
 
@@ -224,11 +227,12 @@ func (w *Writable) closeFastLocked() {
 }
 
 // maybeOpenFastLocked opens the fast path if the stream is idle: writable,
-// nothing buffered or in flight, not corked, no drain needed. Streams with a
+// nothing buffered or in flight, not corked, no drain needed, no Write
+// between its pieces (a fast Write would land among them). Streams with a
 // StallTimeout never open it (every call needs the timer).
 func (w *Writable) maybeOpenFastLocked() {
 	if w.fastMax == 0 || w.call != nil || w.buf.Len() > 0 || w.corked > 0 || w.needDrain ||
-		w.end != open || w.teardown != alive {
+		w.turn != nil || w.end != open || w.teardown != alive {
 		return
 	}
 	if v := w.fast.Load(); v&fastOpen == 0 {

@@ -247,17 +247,20 @@ func (w *Writable) pump(mayUnlock bool) (locked bool) {
 }
 
 // invoke makes sink call c without the lock held. If the sink panics (or
-// calls runtime.Goexit), the call fails with errSinkPanicked, destroying the
-// stream, before the panic goes on up the caller's stack: the stream is
-// never left with a call in flight that nothing will complete.
+// calls runtime.Goexit), the call fails with an error carrying the panic's
+// value, destroying the stream, before the panic goes on up the caller's
+// stack: the stream is never left with a call in flight that nothing will
+// complete.
 func (w *Writable) invoke(c *completion, kind callKind, chunk []byte, chunks [][]byte, err error) {
 	returned := false
 	defer func() {
 		if !returned {
+			r := recover()
 			w.mu.Lock()
-			w.abandonLocked(c, fmt.Errorf("%w (%v)", errSinkPanicked, kind))
+			w.abandonLocked(c, sinkPanicError(kind, r))
 			w.scheduleLocked()
 			w.mu.Unlock()
+			repanic(r)
 		}
 	}()
 	switch kind {
@@ -273,6 +276,25 @@ func (w *Writable) invoke(c *completion, kind callKind, chunk []byte, chunks [][
 		w.construct(c.fn)
 	}
 	returned = true
+}
+
+// sinkPanicError is the error of a sink call that panicked with r (nil for
+// runtime.Goexit): "stream: sink panicked (write): <r>".
+func sinkPanicError(kind callKind, r any) error {
+	if r == nil {
+		return fmt.Errorf("%w (%v): runtime.Goexit", errSinkPanicked, kind)
+	}
+	return fmt.Errorf("%w (%v): %v", errSinkPanicked, kind, r)
+}
+
+// repanic continues the panic that recover returned as r, once the stream
+// has recorded it. A nil r is runtime.Goexit (a nil panic value arrives as
+// *runtime.PanicNilError), which goes on by itself when the deferred
+// function returns.
+func repanic(r any) {
+	if r != nil {
+		panic(r)
+	}
 }
 
 // abandonLocked gives up on sink call c, unless it settled already, with
@@ -380,9 +402,11 @@ func (w *Writable) startDestroyLocked() *completion {
 	for w.buf.Len() > 0 {
 		e, _ := w.buf.PopFront()
 		w.length -= len(e.chunk)
+		w.settleOneLocked(err)
 		w.queueCallbackLocked(e.cb, err)
 		e.release()
 	}
+	w.flushDueLocked()
 	if w.destroyFn == nil {
 		w.closeLocked(nil)
 		return nil
@@ -449,9 +473,11 @@ func (w *Writable) settleWriteLocked(err error, sync bool) {
 	}
 	for ; w.inflight > 0; w.inflight-- {
 		e, _ := w.buf.PopFront()
+		w.settleOneLocked(err)
 		w.queueCallbackLocked(e.cb, err)
 		e.release()
 	}
+	w.flushDueLocked()
 	clear(w.chunks)
 	w.chunks = w.chunks[:0]
 	if cap(w.chunks) > maxKeptChunks {
@@ -535,21 +561,20 @@ func (w *Writable) lateErrLocked() error {
 	}
 }
 
-// rejectLocked fails a late write: its callback gets err, and a write after
-// End destroys the stream with ErrWriteAfterEnd (Node's errorOrDestroy).
+// rejectLocked fails a late write: its callback gets err, and nothing else
+// changes. Unlike Node (spec H1), a write after End does not destroy the
+// stream: a Go writer racing a shutdown must not cost the data accepted
+// before End (DESIGN rule 7).
 func (w *Writable) rejectLocked(err error, cb Callback) {
 	switch {
 	case cb == nil:
+		return
 	case w.teardown != alive && !w.barrierPassed:
 		// Not held behind the destroy barrier: a late write does not wait
 		// for the write in flight (Node calls it back on the next tick).
 		w.late.PushBack(event{kind: evCallback, cb: cb, err: err})
 	default:
 		w.events.PushBack(event{kind: evCallback, cb: cb, err: err})
-	}
-	if err == ErrWriteAfterEnd && w.teardown == alive {
-		w.failLocked(err)
-		w.pumpLocked()
 	}
 	w.scheduleLocked()
 }

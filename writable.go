@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,8 +161,17 @@ type Writable struct {
 	buf              ring.Ring[entry] // accepted, in flight or waiting for the sink
 	corked           int
 	pendingCallbacks int
-	needDrain        bool          // a write returned false; cleared by "drain"
-	drainCh          chan struct{} // made by Ready while needDrain; closed when it clears
+	needDrain        bool // a write returned false; cleared by "drain"
+	// settled counts the accepted writes whose outcome is known (completed
+	// by the sink or failed), in acceptance order; flushes are the waiting
+	// Flush calls, in the order of their targets.
+	settled uint64
+	flushes []*flushWaiter
+	// turn is held by a Write that spans more than one round, or by a
+	// ReadFrom, until it returns: other Writes wait for it to be closed, so
+	// that one Write's bytes are never interleaved with another's.
+	turn    chan struct{}
+	drainCh chan struct{} // made by Ready while needDrain; closed when it clears
 
 	// adopted is the length of the fast write in flight adopted by the
 	// locked path (w.call == &w.fastCall), and fastErr the result of its done
@@ -288,8 +298,9 @@ func NewWritable(write WriteFunc, opts Options) *Writable {
 // high-water mark (or the stream is destroyed): the caller should wait for
 // [Writable.Ready] before writing more. The chunk is accepted either way.
 //
-// After End, cb gets ErrWriteAfterEnd and the stream is destroyed with it;
-// after Destroy, cb gets an error matching ErrDestroyed (and the
+// After End, cb gets ErrWriteAfterEnd and nothing else changes: the stream
+// still finishes what it accepted before End (unlike Node, which destroys
+// it). After Destroy, cb gets an error matching ErrDestroyed (and the
 // destroying error, if any).
 func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
 	if cb == nil {
@@ -297,6 +308,7 @@ func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
 			return w.writeFast(chunk, v)
 		}
 	}
+	w.checkMade()
 	w.mu.Lock()
 	w.closeFastLocked()
 	if err := w.lateErrLocked(); err != nil {
@@ -338,10 +350,16 @@ func (w *Writable) WriteString(s string) (int, error) {
 }
 
 // writeCopy is Write for both byte slices and strings.
-func writeCopy[S []byte | string](w *Writable, p S) (int, error) {
-	n := 0
+//
+// A Write is contiguous: its bytes are never interleaved with another
+// Write's. Each round accepts as much of p as the high-water mark allows in
+// one critical section (filling the buffered tail, then new pieces); a
+// Write that needs more than one round holds the write turn (w.turn) until
+// it is done, and other Writes wait for it.
+func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 	if len(p) == 0 {
 		// Nothing to accept, but a late Write still reports the error.
+		w.checkMade()
 		w.mu.Lock()
 		err := w.lateErrLocked()
 		w.mu.Unlock()
@@ -359,6 +377,13 @@ func writeCopy[S []byte | string](w *Writable, p S) (int, error) {
 			return k, nil
 		}
 	}
+	w.checkMade()
+	held := false
+	defer func() {
+		if held {
+			w.releaseTurn()
+		}
+	}()
 	// Once all of p is accepted Write succeeds, even if the sink failed on
 	// it synchronously: the error is the next call's.
 	for len(p) > 0 {
@@ -369,31 +394,69 @@ func writeCopy[S []byte | string](w *Writable, p S) (int, error) {
 			w.mu.Unlock()
 			return n, err
 		}
-		if w.needDrain {
-			ch := w.readyLocked()
+		if ch := w.waitChanLocked(held); ch != nil {
 			w.mu.Unlock()
 			<-ch
 			continue
 		}
-		var k int
-		if tail := w.bufferedTailLocked(); tail != nil && tail.room() > 0 {
-			k = min(len(p), tail.room())
-			tail.chunk = append(tail.chunk, p[:k]...)
-		} else {
-			s := getSlab(w.piece)
-			k = copy(s.buf, p)
-			w.pendingCallbacks++
-			w.buf.PushBack(entry{chunk: s.buf[:k], slab: s})
+		k := acceptCopyLocked(w, p)
+		n += k
+		p = p[k:]
+		if len(p) > 0 && !held {
+			w.turn = make(chan struct{})
+			held = true
 		}
-		w.length += k
 		w.pumpLocked()
 		w.belowHighWaterLocked()
 		w.scheduleLocked()
 		w.unlock()
-		n += k
-		p = p[k:]
 	}
 	return n, nil
+}
+
+// waitChanLocked returns what a Write or ReadFrom must wait on before it
+// may accept bytes: another call's write turn (unless held reports that
+// the caller holds it), or Ready while the stream needs drain. It returns
+// nil if the caller may go on now.
+func (w *Writable) waitChanLocked(held bool) <-chan struct{} {
+	switch {
+	case w.turn != nil && !held:
+		return w.turn
+	case w.needDrain:
+		return w.readyLocked()
+	}
+	return nil
+}
+
+// acceptCopyLocked copies as much of p into the buffer as one round of a
+// Write may take: the room left in the buffered tail, then whole pieces
+// while the buffered length is under the high-water mark (at least one).
+// It returns the number of bytes accepted.
+func acceptCopyLocked[S []byte | string](w *Writable, p S) int {
+	n := 0
+	if tail := w.bufferedTailLocked(); tail != nil && tail.room() > 0 {
+		n = min(len(p), tail.room())
+		tail.chunk = append(tail.chunk, p[:n]...)
+		w.length += n
+	}
+	for n < len(p) && (n == 0 || w.length < w.hwm) {
+		s := getSlab(w.piece)
+		k := copy(s.buf, p[n:])
+		w.pendingCallbacks++
+		w.buf.PushBack(entry{chunk: s.buf[:k], slab: s})
+		w.length += k
+		n += k
+	}
+	return n
+}
+
+// releaseTurn ends the write turn of a Write or ReadFrom, waking the Writes
+// that wait for it.
+func (w *Writable) releaseTurn() {
+	w.mu.Lock()
+	close(w.turn)
+	w.turn = nil
+	w.unlock()
 }
 
 // bufferedTailLocked returns the last buffered entry, or nil if every entry
@@ -408,17 +471,22 @@ func (w *Writable) bufferedTailLocked() *entry {
 // ReadFrom implements io.ReaderFrom: it reads r until EOF into buffers of
 // its own and accepts what it reads, blocking while the stream needs drain.
 // It returns the number of bytes accepted and the first error other than
-// io.EOF, from r or from the stream. It does not end the stream.
-func (w *Writable) ReadFrom(r io.Reader) (int64, error) {
-	var total int64
+// io.EOF, from r or from the stream. It does not end the stream. Like a
+// Write, it is contiguous: other Writes wait until it returns.
+func (w *Writable) ReadFrom(r io.Reader) (total int64, err error) {
+	w.checkMade()
 	var s *slab
+	held := false
 	defer func() {
 		if s != nil {
 			putSlab(s)
 		}
+		if held {
+			w.releaseTurn()
+		}
 	}()
 	for {
-		if err := w.waitReady(); err != nil {
+		if err := w.waitTurn(&held); err != nil {
 			return total, err
 		}
 		if s == nil {
@@ -444,9 +512,10 @@ func (w *Writable) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// waitReady blocks while the stream needs drain and returns the error a
-// write would get now, if any.
-func (w *Writable) waitReady() error {
+// waitTurn blocks until the caller holds the write turn (*held says whether
+// it does already) and the stream does not need drain, and returns the
+// error a write would get now, if any.
+func (w *Writable) waitTurn(held *bool) error {
 	for {
 		w.mu.Lock()
 		if err := w.lateErrLocked(); err != nil {
@@ -454,11 +523,16 @@ func (w *Writable) waitReady() error {
 			w.mu.Unlock()
 			return err
 		}
-		if !w.needDrain {
+		ch := w.waitChanLocked(*held)
+		if ch == nil {
+			if !*held {
+				w.closeFastLocked()
+				w.turn = make(chan struct{})
+				*held = true
+			}
 			w.mu.Unlock()
 			return nil
 		}
-		ch := w.readyLocked()
 		w.mu.Unlock()
 		<-ch
 	}
@@ -490,12 +564,137 @@ func (w *Writable) acceptRead(s *slab, n int) (kept bool, err error) {
 	return kept, nil
 }
 
+// Wait blocks until the stream can take more writes without exceeding its
+// high-water mark, and returns nil then: at once if no write returned false
+// since the last "drain", else at the next "drain". It returns the error a
+// write would get now as soon as the stream is ended, destroyed or errored
+// (ErrWriteAfterEnd, or an error matching ErrDestroyed and the cause), and
+// context.Cause(ctx) if ctx is done first. It is the blocking twin of
+// [Writable.Ready]:
+//
+//	if !w.WriteChunk(chunk, nil) {
+//		if err := w.Wait(ctx); err != nil {
+//			return err
+//		}
+//	}
+//
+// Unlike a loop on <-w.Ready(), which spins on a dead stream (Ready is
+// closed, WriteChunk returns false), this loop ends with the stream's
+// error. Wait must not be called from a callback or event handler of the
+// same stream while it needs drain: "drain" runs after the handler
+// returns, so the call would hang forever (or until ctx is done).
+func (w *Writable) Wait(ctx context.Context) error {
+	w.checkMade()
+	for {
+		w.mu.Lock()
+		if err := w.lateErrLocked(); err != nil {
+			w.mu.Unlock()
+			return err
+		}
+		if !w.needDrain {
+			w.mu.Unlock()
+			return nil
+		}
+		ch := w.readyLocked()
+		w.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// flushWaiter is a Flush waiting for the writes accepted before it.
+type flushWaiter struct {
+	target uint64        // w.settled once they have all settled
+	err    error         // the first of their errors
+	woken  chan struct{} // closed once their callbacks have run
+	wake   Callback      // closes woken; queued behind those callbacks
+}
+
+// Flush sends everything the stream has buffered and waits until every
+// write accepted before the call has its outcome: it uncorks the stream
+// fully, and returns once the callbacks of those writes have run. It
+// returns nil if they all succeeded, else the first of their errors; on a
+// stream that is ended, destroyed or errored, the error a write would get
+// (after those callbacks); or context.Cause(ctx) if ctx is done first.
+// Flush does not end the stream: writes may go on, from other goroutines
+// too, and are not waited for. It is what a logger's Sync needs.
+//
+// Flush must not be called from a callback or event handler of the same
+// stream: the callbacks it waits for run after the handler returns, so it
+// would hang forever (or until ctx is done).
+func (w *Writable) Flush(ctx context.Context) error {
+	w.checkMade()
+	w.mu.Lock()
+	w.closeFastLocked()
+	lateErr := w.lateErrLocked()
+	if w.teardown == closed {
+		w.mu.Unlock()
+		<-w.done // the callbacks of every accepted write run before "close"
+		return lateErr
+	}
+	w.corked = 0
+	w.pumpLocked()
+	f := &flushWaiter{target: w.settled + uint64(w.buf.Len()), woken: make(chan struct{})}
+	if w.call == &w.fastCall {
+		f.target++ // the adopted fast write, in flight outside buf
+	}
+	f.wake = func(error) { close(f.woken) }
+	w.flushes = append(w.flushes, f)
+	w.flushDueLocked()
+	w.scheduleLocked()
+	w.unlock()
+
+	select {
+	case <-f.woken:
+	case <-ctx.Done():
+		w.mu.Lock()
+		w.flushes = slices.DeleteFunc(w.flushes, func(g *flushWaiter) bool { return g == f })
+		w.mu.Unlock()
+		return context.Cause(ctx)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	return lateErr
+}
+
+// settleOneLocked counts the next accepted write, in acceptance order, as
+// settled with err, which becomes the result of the Flush calls waiting for
+// it that have none yet.
+func (w *Writable) settleOneLocked(err error) {
+	w.settled++
+	if err == nil {
+		return
+	}
+	for _, f := range w.flushes {
+		if f.err == nil && f.target >= w.settled {
+			f.err = err
+		}
+	}
+}
+
+// flushDueLocked queues the wake-up of every Flush whose writes have all
+// settled, behind the callbacks of those writes.
+func (w *Writable) flushDueLocked() {
+	for len(w.flushes) > 0 && w.flushes[0].target <= w.settled {
+		w.events.PushBack(event{kind: evCallback, cb: w.flushes[0].wake})
+		w.flushes[0] = nil
+		w.flushes = w.flushes[1:]
+	}
+}
+
 // End signals that no more data will be written: it uncorks the stream
 // fully, lets the buffered chunks flush, runs Final, emits "finish" once
 // every write callback has run, then runs the Destroy hook and emits
 // "close". End does not wait; use Close or Done for that. Calling End again
 // is harmless. Writes after End fail with ErrWriteAfterEnd.
 func (w *Writable) End() {
+	w.checkMade()
 	w.mu.Lock()
 	w.closeFastLocked()
 	w.corked = 0
@@ -516,7 +715,7 @@ func (w *Writable) End() {
 // callback or event handler of the same stream: it waits for events that
 // run after them.
 func (w *Writable) Close() error {
-	w.End()
+	w.End() // panics on a Writable not made by NewWritable
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -538,6 +737,7 @@ func (w *Writable) Close() error {
 // the first Destroy has an effect. Destroy does not wait; Done is closed
 // after "close".
 func (w *Writable) Destroy(err error) {
+	w.checkMade()
 	w.mu.Lock()
 	w.destroyLocked(err)
 	w.pumpLocked()
@@ -552,6 +752,7 @@ func (w *Writable) Destroy(err error) {
 // returns the error. Waiting on Ready after WriteChunk returned false is
 // the Go form of Node's once('drain').
 func (w *Writable) Ready() <-chan struct{} {
+	w.checkMade()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.readyLocked()
@@ -560,11 +761,25 @@ func (w *Writable) Ready() <-chan struct{} {
 // Done returns a channel that is closed after "close": the stream has
 // released its sink, every callback has run and the close handlers have
 // returned.
-func (w *Writable) Done() <-chan struct{} { return w.done }
+func (w *Writable) Done() <-chan struct{} {
+	w.checkMade()
+	return w.done
+}
+
+// checkMade panics if w was not made by NewWritable: the zero value has no
+// channels, sink or completions, and would fail later in obscure ways
+// (a nil dereference, a mutex left held, a hang). The check is on the
+// locked paths only; the fast path cannot open on such a stream.
+func (w *Writable) checkMade() {
+	if w.done == nil {
+		panic("stream: Writable not made by NewWritable")
+	}
+}
 
 // Err returns the stream's first error: nil if it has none. A Destroy(nil)
 // leaves it nil.
 func (w *Writable) Err() error {
+	w.checkMade()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
@@ -572,6 +787,7 @@ func (w *Writable) Err() error {
 
 // State returns a snapshot of the stream's state.
 func (w *Writable) State() State {
+	w.checkMade()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	length, pending := w.length, w.pendingCallbacks
