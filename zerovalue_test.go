@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -40,6 +41,8 @@ var zeroValueMethods = []struct {
 	{"OnFinish", func(w *stream.Writable) { w.OnFinish(func() {}) }},
 	{"OnClose", func(w *stream.Writable) { w.OnClose(func() {}) }},
 	{"OnError", func(w *stream.Writable) { w.OnError(func(error) {}) }},
+	{"Wait", func(w *stream.Writable) { _ = w.Wait(context.Background()) }},
+	{"Flush", func(w *stream.Writable) { _ = w.Flush(context.Background()) }},
 }
 
 // callRecovering runs call(w) on a goroutine of its own and returns what it
