@@ -21,13 +21,14 @@ import (
 // schedule, so there is no model; instead, every byte a write hands over
 // is its own id, and the sink's output must show:
 //   - the bytes of each Write, WriteString or ReadFrom call in one run
-//     (a Write larger than its piece size may have WriteChunk chunks between
-//     its runs, never another Write's bytes); each WriteChunk chunk in one run;
+//     (a Write larger than its piece size, or a ReadFrom of several reads,
+//     may have WriteChunk chunks between its runs, never another Write's
+//     bytes); each WriteChunk chunk in one run;
 //   - no more bytes of a call than it accepted, and, if the stream finished
 //     (Close returned nil), all of them;
 //   - each goroutine's calls in the order it made them;
-//   - a Write or WriteString no larger than the high-water mark accepted
-//     whole or not at all.
+//   - a Write or WriteString no larger than the high-water mark that fails
+//     with ErrWriteAfterEnd accepted nothing (End would flush a part of it).
 
 // concurrentPrefix marks a concurrent script. No input of the sequential
 // corpus starts with it.
@@ -292,11 +293,13 @@ func checkConcurrentOutput(out []byte, calls []*concurrentCall, closeErr error, 
 		if closeErr == nil && isCopy(c) && total != c.n {
 			return fmt.Sprintf("#%d: %d of its %d accepted bytes at the sink, but Close returned nil", c.id, total, c.n)
 		}
-		if c.kind <= copWriteString && c.size <= hwm && c.n != 0 && c.n != c.size {
-			return fmt.Sprintf("#%d: a Write of %d bytes, under the mark %d, accepted %d (%v)", c.id, c.size, hwm, c.n, c.err)
+		// End's flush would send the part of the line accepted before it.
+		if c.kind <= copWriteString && c.size <= hwm && c.n != 0 && errors.Is(c.err, stream.ErrWriteAfterEnd) {
+			return fmt.Sprintf("#%d: a Write of %d bytes, under the mark %d, accepted %d, then %v", c.id, c.size, hwm, c.n, c.err)
 		}
 		if len(rs) > 1 {
-			if isChunk(c) || c.size <= piece {
+			// A ReadFrom's pieces are its reads, whatever their size.
+			if isChunk(c) || c.size <= piece && c.kind != copReadFrom {
 				return fmt.Sprintf("#%d (%d bytes, piece %d) reached the sink in %d runs: torn", c.id, c.size, piece, len(rs))
 			}
 			for k := 1; k < len(rs); k++ {
