@@ -297,16 +297,18 @@ func checkConcurrentOutput(out []byte, calls []*concurrentCall, closeErr error, 
 		if c.kind <= copWriteString && c.size <= hwm && c.n != 0 && errors.Is(c.err, stream.ErrWriteAfterEnd) {
 			return fmt.Sprintf("#%d: a Write of %d bytes, under the mark %d, accepted %d, then %v", c.id, c.size, hwm, c.n, c.err)
 		}
-		if len(rs) > 1 {
-			// A ReadFrom's pieces are its reads, whatever their size.
-			if isChunk(c) || c.size <= piece && c.kind != copReadFrom {
-				return fmt.Sprintf("#%d (%d bytes, piece %d) reached the sink in %d runs: torn", c.id, c.size, piece, len(rs))
+		// Only WriteChunk chunks may come between the runs of a Write larger
+		// than its piece size, or of a ReadFrom (its pieces are its reads,
+		// whatever their size); nothing may split any other call.
+		splittable := c.kind == copReadFrom || isCopy(c) && c.size > piece
+		for k := 1; k < len(rs); k++ {
+			b := out[rs[k-1].end]
+			if !splittable || !isChunk(byID[b]) {
+				return fmt.Sprintf("#%d (%d bytes, piece %d) torn by #%d", c.id, c.size, piece, b)
 			}
-			for k := 1; k < len(rs); k++ {
-				for _, b := range out[rs[k-1].end:rs[k].start] {
-					if !isChunk(byID[b]) {
-						return fmt.Sprintf("#%d: bytes of #%d between its runs", c.id, b)
-					}
+			for _, b := range out[rs[k-1].end:rs[k].start] {
+				if !isChunk(byID[b]) {
+					return fmt.Sprintf("#%d (%d bytes) torn by #%d", c.id, c.size, b)
 				}
 			}
 		}
