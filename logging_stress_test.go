@@ -24,7 +24,7 @@ import (
 // Issue 8's stress test: 32 goroutines log JSON lines of random length
 // into one stream, through slog's JSON handler or raw fmt.Fprintf, into a
 // file or over a loopback TCP connection, while another goroutine calls
-// Close in the middle. Every line whose write returned nil must be in the
+// End and Close in the middle. Every line whose write returned nil must be in the
 // output, whole, each goroutine's lines in order; every write that started
 // after End, and every one that failed, got ErrWriteAfterEnd, and no write
 // succeeded after one of the same goroutine failed; the stream finishes
@@ -130,6 +130,7 @@ func runLoggingStress(t *testing.T, via string, open func(*testing.T) (*stream.W
 	// handlers. Handle is called directly because Logger.Info drops the
 	// Write's error.
 	var writeLine func(g, s int) error
+	parse := parseTestLine
 	switch via {
 	case "slog":
 		handlers := make([]slog.Handler, 4)
@@ -141,6 +142,7 @@ func runLoggingStress(t *testing.T, via string, open func(*testing.T) (*stream.W
 			r.AddAttrs(slog.Int("g", g), slog.Int("s", s), slog.String("pad", string(stressPad(g, s))))
 			return handlers[g%len(handlers)].Handle(context.Background(), r)
 		}
+		parse = parseJSONLine
 	default:
 		writeLine = func(g, s int) error {
 			pad := stressPad(g, s)
@@ -156,13 +158,15 @@ func runLoggingStress(t *testing.T, via string, open func(*testing.T) (*stream.W
 
 	var (
 		total    atomic.Int64 // lines accepted so far
-		ended    atomic.Bool  // set just before Close is called
+		ended    atomic.Bool  // set once End has returned
 		half     = make(chan struct{})
 		halfway  = sync.OnceFunc(func() { close(half) })
 		closeErr = make(chan error, 1)
 	)
 	go func() {
 		<-half
+		// End first, so that a write that saw ended started after End.
+		w.End()
 		ended.Store(true)
 		closeErr <- w.Close()
 	}()
@@ -201,8 +205,6 @@ func runLoggingStress(t *testing.T, via string, open func(*testing.T) (*stream.W
 		assert.Fail(t, p, "a write's outcome")
 	}
 	require.NoError(t, recvWithin(t, closeErr, "Close, called in the middle"), "Close: the stream finishes what it accepted")
-	checkLines(t, output(), accepted, map[string]func([]byte) (int, int, bool){
-		"slog": parseJSONLine, "Fprintf": parseTestLine,
-	}[via])
+	checkLines(t, output(), accepted, parse)
 	t.Logf("%d of %d lines accepted before End", total.Load(), goroutines*perGoroutine)
 }
