@@ -101,7 +101,7 @@ type core[T any] struct {
 	timer    *time.Timer
 	stopCtx  func() bool
 
-	events     ring.Ring[event[T]]
+	events     eventQueue[T]
 	delivering bool // a goroutine is running deliverLocked
 	// barrierReached, hookRunning and barrierPassed track the destroy
 	// barrier (see evHookBarrier): delivery has reached it; the Destroy hook
@@ -111,7 +111,7 @@ type core[T any] struct {
 	barrierReached bool
 	hookRunning    bool
 	barrierPassed  bool
-	late           ring.Ring[event[T]]
+	late           eventQueue[T]
 
 	nextHandlerID uint64
 	onDrain       handlerList[func()]
@@ -265,7 +265,8 @@ func (w *core[T]) acceptLocked(item T, size int, cb Callback, s *slab) {
 	w.accepted++
 	w.length += size
 	w.pendingCallbacks++
-	w.buf.PushBack(entry[T]{item: item, size: size, seq: w.accepted, cb: cb, slab: s})
+	e := w.buf.PushBackSlot() // in place: a 56-byte entry copied in stalls
+	e.item, e.size, e.seq, e.cb, e.slab = item, size, w.accepted, cb, s
 }
 
 // roomLocked reports whether MaxBuffered leaves room for an item of size
@@ -358,9 +359,6 @@ func (w *core[T]) flush(ctx context.Context) error {
 // flushErrLocked gives err, the outcome of the write of seq, to the Flush
 // calls waiting for it that have no error yet.
 func (w *core[T]) flushErrLocked(seq uint64, err error) {
-	if err == nil {
-		return
-	}
 	for _, f := range w.flushes {
 		if f.err == nil && f.target >= seq {
 			f.err = err

@@ -169,7 +169,9 @@ func (w *core[T]) settleFastLocked(v uint64, err error, sync bool) {
 	w.length -= w.adopted
 	w.adopted = 0
 	w.pendingCallbacks-- // its callback is nil
-	w.flushErrLocked(w.adoptedSeq, err)
+	if err != nil {
+		w.flushErrLocked(w.adoptedSeq, err)
+	}
 	w.settleWriteLocked(err, sync)
 }
 

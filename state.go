@@ -335,10 +335,13 @@ func (w *core[T]) startLocked() (*completion[T], T) {
 	}
 	var kind callKind
 	switch n := w.buf.Len(); {
-	case n > 0 && (w.corked > 0 || w.lingerLocked(n)):
+	case n > 0 && (w.corked > 0 || w.linger > 0 && w.lingerLocked(n)):
 		return nil, item
 	case n > 0:
-		k := w.batchLenLocked(n)
+		k := 1
+		if w.writev != nil {
+			k = w.batchLenLocked(n)
+		}
 		w.inflight = k
 		if k == 1 && w.write != nil {
 			kind = callWrite
@@ -372,13 +375,10 @@ func (w *core[T]) startLocked() (*completion[T], T) {
 	return c, item
 }
 
-// batchLenLocked returns how many of the n waiting items the next sink call
-// takes: one without Writev, else every one up to MaxBatch items and
-// MaxBatchSize units, and at least one.
+// batchLenLocked returns how many of the n waiting items a Writev call
+// takes: every one up to MaxBatch items and MaxBatchSize units, and at
+// least one.
 func (w *core[T]) batchLenLocked(n int) int {
-	if w.writev == nil {
-		return 1
-	}
 	if w.maxBatch > 0 {
 		n = min(n, w.maxBatch)
 	}
@@ -466,9 +466,10 @@ func (w *core[T]) startDestroyLocked() *completion[T] {
 		err = ErrDestroyed
 	}
 	for w.buf.Len() > 0 {
-		e, _ := w.buf.PopFront()
+		e := w.buf.Front()
 		w.length -= e.size
-		w.settleEntryLocked(&e, err)
+		w.settleEntryLocked(e, err)
+		w.buf.DropFront()
 	}
 	w.flushDueLocked()
 	if w.destroyFn == nil {
@@ -546,12 +547,12 @@ func (w *core[T]) settleWriteLocked(err error, sync bool) {
 		}
 	}
 	for i := 0; w.inflight > 0; i++ {
-		e, _ := w.buf.PopFront()
-		w.inflight--
 		if perItem != nil {
 			err = perItem[i]
 		}
-		w.settleEntryLocked(&e, err)
+		w.settleEntryLocked(w.buf.Front(), err)
+		w.buf.DropFront()
+		w.inflight--
 	}
 	w.flushDueLocked()
 	clear(w.batch)
@@ -565,7 +566,9 @@ func (w *core[T]) settleWriteLocked(err error, sync bool) {
 // buffer: its callback and OnWritten are queued, and the Flush calls that
 // wait for it learn its error.
 func (w *core[T]) settleEntryLocked(e *entry[T], err error) {
-	w.flushErrLocked(e.seq, err)
+	if err != nil && len(w.flushes) > 0 {
+		w.flushErrLocked(e.seq, err)
+	}
 	w.queueOutcomeLocked(e, err)
 	e.release()
 }
@@ -657,13 +660,17 @@ func (w *core[T]) rejectLocked(err error, item T, cb Callback) {
 	if cb == nil && w.onWritten == nil {
 		return
 	}
-	ev := event[T]{kind: evCallback, cb: cb, err: err, item: item, written: w.onWritten != nil}
+	q := &w.events
 	if w.teardown != alive && !w.barrierPassed {
 		// Not held behind the destroy barrier: a late write does not wait
 		// for the write in flight (Node calls it back on the next tick).
-		w.late.PushBack(ev)
+		q = &w.late
+	}
+	ev := event[T]{kind: evCallback, cb: cb, err: err}
+	if w.onWritten != nil {
+		q.pushWritten(ev, item)
 	} else {
-		w.events.PushBack(ev)
+		q.PushBack(ev)
 	}
 	w.scheduleLocked()
 }
