@@ -198,7 +198,11 @@ func runLoggingStress(t *testing.T, via string, open func(*testing.T) (*stream.W
 			}
 		})
 	}
-	waitWithin(t, &wg, "the logging goroutines")
+	if !waitedFor(&wg) {
+		w.Destroy(errors.New("test timed out")) // the writers' next write fails
+		wg.Wait()
+		t.Fatalf("the logging goroutines did not finish within %v", waitTimeout)
+	}
 	halfway() // in case too few lines were accepted: Close all the same
 	close(problems)
 	for p := range problems {
