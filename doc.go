@@ -104,6 +104,15 @@
 // backpressure): what it would wait for runs after it returns, so such a
 // call hangs forever.
 //
+// # Object mode
+//
+// [WritableOf] is the same engine for Go values (records, events, rows):
+// marks in items or in the units of [OptionsOf].Size, a LowWaterMark to
+// resume at, a hard cap (MaxBuffered) with an [Overflow] policy, Writev
+// batches capped by MaxBatch and MaxBatchSize, Linger for fuller batches,
+// a per-item outcome (OnWritten, and [ItemErrors] to fail items of a batch
+// alone), Wait and Flush. [PipelineSeq] copies an iter.Seq2 into one.
+//
 // # Pipelines
 //
 // [Pipeline] reads io.Readers in order into a Writable with backpressure,
@@ -113,8 +122,8 @@
 //
 // # Differences from Node
 //
-// A write after End fails alone; strings are bytes (no encodings, no object
-// mode); autoDestroy and
+// A write after End fails alone; strings are bytes (no encodings), and
+// object mode is a type of its own; autoDestroy and
 // emitClose are always on; a HighWaterMark of 0 means the default; Write
 // blocks on backpressure while WriteChunk keeps Node's boolean; Destroy
 // waits for the sink call in flight; a Destroy before "finish" always

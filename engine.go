@@ -75,6 +75,9 @@ type core[T any] struct {
 	// that one Write's bytes are never interleaved with another's. The fast
 	// path stays closed meanwhile.
 	turn chan struct{}
+	// carrying is set while a carryOn goroutine is on its way to run what
+	// a producer's budget left.
+	carrying bool
 	// lingerFrom is when the first of the waiting items was accepted, for
 	// Linger; lingerTimer, made on first use, is the stream's one timer
 	// for it.
@@ -244,7 +247,7 @@ func (w *core[T]) writeChunk(item T, size int, cb Callback) bool {
 		return false
 	}
 	w.acceptLocked(item, size, cb, nil)
-	w.pumpLocked()
+	w.pumpProducerLocked()
 	ok := w.belowHighWaterLocked()
 	w.scheduleLocked()
 	if cb != nil {
