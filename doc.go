@@ -120,6 +120,11 @@
 // done, it destroys the Writable and closes the readers. [Finished] waits
 // for a Writable to close and reports how it ended.
 //
+// [Pipe] goes the other way: it returns a [PipeReader] (an io.Reader and
+// io.WriterTo) that reads what is written to a Writable, in order, with the
+// Writable's high-water mark bounding the bytes written and not yet read:
+// io.Pipe with a buffer and the whole Writable life cycle on its write end.
+//
 // # Differences from Node
 //
 // A write after End fails alone; strings are bytes (no encodings), and

@@ -147,13 +147,16 @@ const DefaultHighWaterMark = 16 * 1024
 // WriteString and ReadFrom under backpressure, Wait, Flush, Close). But the
 // stream runs a sink call on the goroutine that finds the sink free, as
 // Node does: WriteChunk, Write, End, Uncork and Flush run the WriteFunc (or
-// Writev) inline when the sink is idle, and with a sink that completes
-// synchronously they go on with the chunks buffered meanwhile, by this or
-// other goroutines, until the buffer is empty. So with a synchronous sink
-// that takes 20 ms per call, an End with five chunks buffered returns after
-// about 100 ms. A sink that completes later (done from its own goroutine)
-// makes these calls return at once; Final, Construct and the Destroy hook
-// always run on goroutines of their own.
+// Writev) inline when the sink is idle. With a sink that completes
+// synchronously, End, Uncork and Flush go on with every chunk buffered, so
+// with a sink that takes 20 ms per call an End with five chunks buffered
+// returns after about 100 ms. WriteChunk and Write go on with the chunks
+// other goroutines queued meanwhile only for 15 more sink calls (a budget
+// that keeps the combining of fast sinks); past it the stream's own
+// goroutine carries on, so a slow sink cannot hold one producer hostage to
+// the others' writes. A sink that completes later (done from its own
+// goroutine) makes these calls return at once; Final, Construct and the
+// Destroy hook always run on goroutines of their own.
 //
 //	w := stream.NewWritable(func(chunk []byte, done stream.Callback) {
 //		_, err := os.Stdout.Write(chunk)
@@ -330,7 +333,7 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 			w.turn = make(chan struct{})
 			held = true
 		}
-		w.pumpLocked()
+		w.pumpProducerLocked()
 		w.belowHighWaterLocked()
 		w.scheduleLocked()
 		w.unlock()
@@ -356,7 +359,8 @@ func (w *Writable) waitChanLocked(held bool) <-chan struct{} {
 
 // acceptCopyLocked copies as much of p into the buffer as one round of a
 // Write may take: the room left in the buffered tail, then whole pieces
-// while the buffered length is under the high-water mark (at least one).
+// while the buffered length is under the high-water mark (at least one,
+// and all of p if it fits in a piece).
 // It returns the number of bytes accepted.
 //
 // With MaxBuffered set it takes no more than leaves Length at the cap, and
@@ -379,7 +383,9 @@ func acceptCopyLocked[S []byte | string](w *Writable, p S) int {
 		tail.size += n
 		w.length += n
 	}
-	for n < limit && (n == 0 || w.length < w.hwm) {
+	// A Write no larger than a piece goes in this round whatever the mark:
+	// split across rounds, End or a WriteChunk could come between its parts.
+	for n < limit && (n == 0 || w.length < w.hwm || len(p) <= w.piece) {
 		s := getSlab(w.piece)
 		k := copy(s.buf[:min(len(s.buf), limit-n)], p[n:])
 		w.acceptLocked(s.buf[:k], k, nil, s)
@@ -502,7 +508,7 @@ func (w *Writable) acceptRead(s *slab, n int) (kept bool, err error) {
 		w.acceptLocked(s.buf[:n], n, nil, s)
 		kept = true
 	}
-	w.pumpLocked()
+	w.pumpProducerLocked()
 	w.belowHighWaterLocked()
 	w.scheduleLocked()
 	return kept, nil
