@@ -224,16 +224,15 @@ func benchWritableOf(b *testing.B, producers int, closure bool) {
 	reportRate(b, start, items, items*int64(unsafe.Sizeof(event{})))
 	allocs.report(b, items)
 	b.ReportMetric(float64(ran), "producers")
-	checkItems(b, s.stop(), acked, failed, items)
+	checkItems(b, s.stop(), s.sum, acked, failed, items)
 }
 
 func benchBatcher(b *testing.B, producers int) {
 	b.ReportAllocs()
-	var n int64 // owned by the worker
-	var acked, failed int64
+	var n, acked, failed int64 // owned by the worker
+	var sum float64
 	bt := newBatcher(ofHighWaterMark, ofMaxBatch,
 		func(items []event) error {
-			var sum float64
 			for i := range items {
 				sum += items[i].Val
 			}
@@ -256,15 +255,15 @@ func benchBatcher(b *testing.B, producers int) {
 	reportRate(b, start, items, items*int64(unsafe.Sizeof(event{})))
 	allocs.report(b, items)
 	b.ReportMetric(float64(ran), "producers")
-	checkItems(b, n, acked, failed, items)
+	checkItems(b, n, sum, acked, failed, items)
 }
 
-// checkItems fails b unless the sink got want items and every one was
-// acknowledged once, with nil.
-func checkItems(b *testing.B, got, acked, failed, want int64) {
+// checkItems fails b unless the sink got want items (each of value 1,
+// summed into sum) and every one was acknowledged once, with nil.
+func checkItems(b *testing.B, got int64, sum float64, acked, failed, want int64) {
 	b.Helper()
-	if got != want || acked != want || failed != 0 {
-		b.Fatalf("sink got %d items, %d acks (%d failed), want %d", got, acked, failed, want)
+	if got != want || sum != float64(want) || acked != want || failed != 0 {
+		b.Fatalf("sink got %d items (sum %g), %d acks (%d failed), want %d", got, sum, acked, failed, want)
 	}
 }
 
