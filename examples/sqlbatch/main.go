@@ -88,13 +88,13 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	tmpDir := "" // made here, removed at exit
 	if *path == "" {
-		dir, err := os.MkdirTemp("", "sqlbatch-")
-		if err != nil {
+		var err error
+		if tmpDir, err = os.MkdirTemp("", "sqlbatch-"); err != nil {
 			log.Fatal(err)
 		}
-		defer os.RemoveAll(dir)
-		*path = filepath.Join(dir, "rows.db")
+		*path = filepath.Join(tmpDir, "rows.db")
 	}
 
 	fmt.Printf("%d rows into %s (WAL, synchronous=NORMAL)\n", *rows, *path)
@@ -112,9 +112,10 @@ func main() {
 	if *mode == "both" && ok {
 		fmt.Printf("batched: %.1f× the rate of one row per call\n", batched.rate()/single.rate())
 	}
+	if tmpDir != "" {
+		os.RemoveAll(tmpDir)
+	}
 	if !ok {
-		// os.Exit skips the deferred removal of the temporary directory.
-		os.RemoveAll(filepath.Dir(*path))
 		os.Exit(1)
 	}
 }
