@@ -142,8 +142,15 @@ func endAndWait(b *testing.B, w *stream.Writable) {
 	waitDone(b, w)
 }
 
+// closing is what waitDone needs of a Writable or a WritableOf.
+type closing interface {
+	Done() <-chan struct{}
+	Err() error
+	State() stream.State
+}
+
 // waitDone waits for w's Done and fails b if the stream has an error.
-func waitDone(b *testing.B, w *stream.Writable) {
+func waitDone(b *testing.B, w closing) {
 	b.Helper()
 	t := time.NewTimer(*closeTimeout)
 	defer t.Stop()

@@ -170,6 +170,13 @@ func newSuite(sz sizes, tmp, root string) suite {
 		{id: "go-producers1", label: "1 producer goroutine, WriteChunk 16 B", bench: "BenchmarkWriteChunkParallel/producers=1/16B", btime: n16, metric: writesPerSec},
 		{id: "go-producers64", label: "64 producer goroutines, WriteChunk 16 B", bench: "BenchmarkWriteChunkParallel/producers=64/16B", btime: n16, metric: writesPerSec},
 
+		{id: "go-of1", label: "WritableOf 24 B struct, OnWritten, Writev 500, async sink, 1 producer", bench: "BenchmarkObjectMode/WritableOf/producers=1", btime: n16, metric: writesPerSec},
+		{id: "node-of", label: "objectmode.js (objectMode, _writev, hwm 500)", node: true, args: node("objectmode.js", w16, "500"), metric: writesPerSec},
+		{id: "go-batcher1", label: "Go batcher: channel, worker, slice, ack, 1 producer", bench: "BenchmarkObjectMode/batcher/producers=1", btime: n16, metric: writesPerSec},
+		{id: "go-of16", label: "WritableOf 24 B struct, OnWritten, Writev 500, async sink, 16 producers", bench: "BenchmarkObjectMode/WritableOf/producers=16", btime: n16, metric: writesPerSec},
+		{id: "go-batcher16", label: "Go batcher: channel, worker, slice, ack, 16 producers", bench: "BenchmarkObjectMode/batcher/producers=16", btime: n16, metric: writesPerSec},
+		{id: "go-overflow-oldest", label: "64 producers, stalled sink, MaxBuffered 1000, DropOldest", bench: "BenchmarkOverflowOf/DropOldest/producers=64", btime: n16, metric: peakHeapMiB},
+
 		{id: "go-slowsink", label: "Pipeline → slow sink, HWM 16 KiB", bench: "BenchmarkSlowSink/Pipeline-HWM16KiB", btime: "1x", args: fileFlags, metric: peakHeapMiB},
 		{id: "node-slowsink", label: "slowsink.js", node: true, args: node("slowsink.js", src, sz.fileSize, "16K"), metric: peakHeapMiB},
 		{id: "go-copybuffer-slow", label: "io.CopyBuffer 64 KiB → slow sink", bench: "BenchmarkSlowSink/io.CopyBuffer-64KiB", btime: "1x", args: fileFlags, metric: peakHeapMiB},
@@ -215,6 +222,12 @@ func newSuite(sz sizes, tmp, root string) suite {
 			metric: mbPerSec, minVsFloor: 0.9},
 		{key: "producers64", name: "64 producers, WriteChunk 16 B, sync sink (aggregate; Node: one producer)", ours: "go-producers64", node: "node-sync16", floor: "go-producers1", floorName: "ours, 1 producer",
 			metric: writesPerSec, minVsFloor: 0.4},
+		{key: "of1", name: "Object mode: WriteChunk of a 24 B struct, OnWritten, Writev batches of 500, async sink, 1 producer", ours: "go-of1", node: "node-of", floor: "go-batcher1", floorName: "Go batcher",
+			metric: writesPerSec, minVsNode: 0.6, minVsFloor: 1.2, zeroAllocs: true},
+		{key: "of16", name: "the same with 16 producers (aggregate; Node has one thread)", ours: "go-of16", node: "node-of", floor: "go-batcher16", floorName: "Go batcher, 16 producers",
+			metric: writesPerSec, minVsNode: 0.6, minVsFloor: 1.2, zeroAllocs: true},
+		{key: "overflow-of", name: "Object mode memory: 64 producers, stalled sink, MaxBuffered 1000 items, DropOldest (peak heap)", ours: "go-overflow-oldest",
+			metric: peakHeapMiB, lowerWins: true, maxOurs: 2},
 		{key: "memory", name: "Memory: Pipeline " + bytesIEC(sz.fileBytes()) + " → slow sink, HWM 16 KiB (peak heap)", ours: "go-slowsink", node: "node-slowsink", floor: "go-copybuffer-slow", floorName: "io.CopyBuffer 64 KiB",
 			metric: peakHeapMiB, lowerWins: true, maxOurs: 2},
 	}
@@ -240,6 +253,8 @@ func newSuite(sz sizes, tmp, root string) suite {
 		{name: "io.Copy file→file (copy_file_range)", id: "go-iocopy", node: "node-filecopy"},
 		{name: "conn.Write 16 KiB, loopback", id: "go-connwrite", node: "node-tcp"},
 		{name: "net.Buffers of 16 × 16 KiB (writev), loopback", id: "go-netbuffers", node: "node-tcp"},
+		{name: "Go batcher, 1 producer, 24 B structs", id: "go-batcher1", node: "node-of"},
+		{name: "Go batcher, 16 producers, 24 B structs", id: "go-batcher16", node: "node-of"},
 		{name: "io.CopyBuffer 64 KiB → slow sink (peak heap)", id: "go-copybuffer-slow", node: "node-slowsink"},
 	}
 	return suite{measurements: ms, rows: rows, baselines: baselines}
