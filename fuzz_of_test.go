@@ -80,7 +80,7 @@ const (
 	ofOpItemsDone  = 10 // ... done(ItemErrors)
 	ofOpBadDone    = 11 // ... done(ItemErrors of the wrong length)
 	ofOpFlush      = 12 // Flush on a goroutine; variant: Flush with a done ctx
-	ofOpWait       = 13 // Wait with a done ctx
+	ofOpWait       = 13 // Wait with a done ctx; variant: Wait on a goroutine
 	ofOpAdvance    = 14 // the clock moves by (arg%4+1)*4ms
 	ofOpTwice      = 15 // the held call's done(nil), twice
 	maxOfOps       = 96
@@ -200,6 +200,9 @@ var ofSeeds = [][]byte{
 	// Flush with errors, Destroy with a call in flight, late writes.
 	ofSeed(4, 1|4, 2, 2, []ofAction{ofHold}, ofOpWrite, 1, ofOpWrite, 2, ofOpFlush, 0, ofOpFailDone, 0, ofOpFlush|0x10, 0,
 		ofOpDestroy|0x10, 0, ofOpWrite, 3, ofOpClose, 0),
+	// Wait on a goroutine, woken at LowWaterMark 3 (hwm 6); then at End.
+	ofSeed(4, 1, 3<<2, 0, []ofAction{ofHold}, ofOpWrite, 1, ofOpWrite, 2, ofOpWrite, 3, ofOpWrite, 4, ofOpWrite, 5, ofOpWrite, 6,
+		ofOpWait|0x10, 0, ofOpComplete, 0, ofOpWrite, 7, ofOpWrite, 8, ofOpWait|0x10, 0, ofOpEnd, 0),
 }
 
 // ofCall is a sink call the stream made.
@@ -385,6 +388,9 @@ type ofHarness struct {
 	flushes map[int]*oFlush
 	flushed chan ofResult
 	gotF    map[int]string
+	waits   []*oWait
+	waited  chan ofResult
+	gotW    map[int]string
 	done    context.Context // done already, for Wait and Flush
 	items   map[int]oItem   // every item written, by id
 }
@@ -423,6 +429,7 @@ func runOfScript(t *testing.T, sc ofScript) {
 		t: t, sc: sc, sink: sink, results: make(chan error, maxOfOps+8),
 		flushes: make(map[int]*oFlush), flushed: make(chan ofResult, maxOfOps+8), gotF: make(map[int]string),
 		done: done, items: make(map[int]oItem),
+		waited: make(chan ofResult, maxOfOps+8), gotW: make(map[int]string),
 	}
 	h.log = &ofLog{cfg: cfg, outs: make(map[int]int)}
 	if cfg.onWritten {
@@ -475,7 +482,11 @@ func (h *ofHarness) step(op fuzzOp) {
 	case ofOpFlush:
 		h.flush(variant)
 	case ofOpWait:
-		h.wait()
+		if variant {
+			h.waitOn()
+		} else {
+			h.wait()
+		}
 	case ofOpAdvance:
 		h.advance(time.Duration(op.arg%4+1) * ofAdvanceQuant)
 	}
@@ -560,6 +571,19 @@ func (h *ofHarness) wait() {
 		return
 	}
 	h.check("Wait")
+}
+
+// waitOn calls Wait with a live ctx on a goroutine; it must return when
+// the model says.
+func (h *ofHarness) waitOn() {
+	h.nextID++
+	id := h.nextID
+	name := fmt.Sprintf("Wait %d on a goroutine", id)
+	h.trace = append(h.trace, name)
+	go func() { h.waited <- ofResult{id, h.w.Wait(context.Background())} }()
+	synctest.Wait()
+	h.waits = append(h.waits, h.m.waitOn(id))
+	h.check(name)
 }
 
 func (h *ofHarness) advance(d time.Duration) {
@@ -748,6 +772,18 @@ func (h *ofHarness) check(name string) {
 	for len(h.flushed) > 0 {
 		r := <-h.flushed
 		h.gotF[r.id] = errLabelOf(r.err)
+	}
+	m.settleWaits(h.waits)
+	for len(h.waited) > 0 {
+		r := <-h.waited
+		h.gotW[r.id] = errLabelOf(r.err)
+	}
+	for _, wt := range h.waits {
+		got, ok := h.gotW[wt.id]
+		cmp(fmt.Sprintf("Wait %d returned", wt.id), ok, wt.woken)
+		if ok && wt.woken && !slices.Contains(wt.results, got) {
+			diffs = append(diffs, fmt.Sprintf("Wait %d returned %q, model %q", wt.id, got, wt.results))
+		}
 	}
 	for id, f := range h.flushes {
 		got, ok := h.gotF[id]

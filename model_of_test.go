@@ -75,6 +75,18 @@ type oFlush struct {
 	result   string
 }
 
+// oWait is a Wait on a goroutine with a live ctx: it wakes when Ready's
+// channel closes ("drain", End, Destroy) and returns what it sees when it
+// takes the lock again, which may be later in the same operation: the
+// harness accepts what the stream gave at the wake-up and at the end of
+// the operation.
+type oWait struct {
+	id      int
+	woken   bool
+	atWake  string
+	results []string
+}
+
 type ofModel struct {
 	cfg      ofConfig
 	action   func(idx int) ofAction
@@ -102,6 +114,7 @@ type ofModel struct {
 	closed         bool
 	flushes        []*oFlush // waiting, in target order
 	allFlushes     []*oFlush
+	waits          []*oWait // Wait calls on a goroutine, not woken yet
 
 	// Linger: now is the fake clock (from the bubble's start), lingerFrom
 	// when the first waiting item was accepted (lingerOld: "long ago", as
@@ -242,8 +255,12 @@ func (m *ofModel) pump() {
 			}
 			c := m.newCall(kind, slices.Clone(m.buf[:k]))
 			m.buf = m.buf[k:]
-			if n > k {
-				m.lingerOld = true // the rest waited already
+			if n > k && kind == "writev" {
+				// The rest waited already, and goes without lingering;
+				// after a single item to write it lingers on from the
+				// same start (the engine's choice; either is within
+				// Linger of the rest's first item).
+				m.lingerOld = true
 			}
 			m.call = c
 			if !m.act(c) {
@@ -324,6 +341,7 @@ func (m *ofModel) settle(c *oCall, d ofDone, sync bool) {
 				m.q = append(m.q, oEvent{kind: "drainCheck"})
 			} else if m.drainDue() {
 				m.needDrain = false
+				m.wakeWaits()
 				m.q = append(m.q, oEvent{kind: "drain"})
 			}
 		}
@@ -393,6 +411,7 @@ func (m *ofModel) destroy(err string) {
 	if err != "" && m.err == "" {
 		m.err = err
 	}
+	m.wakeWaits()
 	m.q = append(m.q, oEvent{kind: "barrier"})
 }
 
@@ -467,6 +486,7 @@ func (m *ofModel) deliver() {
 		case "drainCheck":
 			if m.drainDue() {
 				m.needDrain = false
+				m.wakeWaits()
 				m.emit("drain")
 			}
 		case "drain":
@@ -622,6 +642,7 @@ func (m *ofModel) endStream() {
 	m.corked = 0
 	if m.end == mOpen && m.err == "" {
 		m.end = mEnding
+		m.wakeWaits()
 	}
 	m.pump()
 	m.deliver()
@@ -672,6 +693,41 @@ func (m *ofModel) wait() []string {
 	}
 	// Ready closed during the call: either the ctx or the stream won.
 	return []string{"ctx", m.lateErr()}
+}
+
+// waitOn is Wait with a live ctx, called on a goroutine: it returns at
+// once, or once woken (see oWait).
+func (m *ofModel) waitOn(id int) *oWait {
+	wt := &oWait{id: id}
+	switch err := m.lateErr(); {
+	case err != "":
+		wt.woken, wt.results = true, []string{err}
+	case !m.needDrain:
+		wt.woken, wt.results = true, []string{""}
+	default:
+		m.waits = append(m.waits, wt)
+		m.pump()
+		m.deliver()
+	}
+	return wt
+}
+
+// wakeWaits wakes the waiting Wait calls: Ready's channel closed.
+func (m *ofModel) wakeWaits() {
+	for _, wt := range m.waits {
+		wt.woken, wt.atWake = true, m.lateErr()
+	}
+	m.waits = nil
+}
+
+// settleWaits fixes what the Wait calls woken during an operation may
+// have returned, once it is over.
+func (m *ofModel) settleWaits(all []*oWait) {
+	for _, wt := range all {
+		if wt.woken && wt.results == nil {
+			wt.results = []string{wt.atWake, m.lateErr()}
+		}
+	}
 }
 
 // advance moves the clock by d, firing the linger timer on the way.
