@@ -219,6 +219,10 @@ type ofSink struct {
 	actions []ofAction
 	mu      sync.Mutex
 	calls   []*ofCall
+	// given are the slices the stream handed to Writev since the last
+	// check, kept to check that the stream clears its slice after done
+	// (DESIGN "Ownership").
+	given [][]int
 }
 
 func (s *ofSink) handle(c *ofCall) {
@@ -269,6 +273,9 @@ func (s *ofSink) write(v int, done stream.Callback) {
 }
 
 func (s *ofSink) writev(items []int, done stream.Callback) {
+	s.mu.Lock()
+	s.given = append(s.given, items)
+	s.mu.Unlock()
 	s.handle(&ofCall{kind: "writev", items: slices.Clone(items), done: done})
 }
 
@@ -730,6 +737,19 @@ func (h *ofHarness) check(name string) {
 	cmp("Closed", st.Closed, m.td == mClosed)
 	cmp("State.Err", errLabelOf(st.Err), m.err)
 	cmp("Err()", errLabelOf(h.w.Err()), m.err)
+	if m.call == nil || m.call.kind != "writev" {
+		// No batch in flight: the last slice Writev got, the one the
+		// stream keeps for the next batch, is cleared. (An earlier one's
+		// array may have been left behind by a growing append: garbage.)
+		h.sink.mu.Lock()
+		if n := len(h.sink.given); n > 0 {
+			if items := h.sink.given[n-1]; slices.ContainsFunc(items, func(v int) bool { return v != 0 }) {
+				diffs = append(diffs, fmt.Sprintf("the last Writev slice still holds %v after done", items))
+			}
+			h.sink.given = h.sink.given[:0]
+		}
+		h.sink.mu.Unlock()
+	}
 	if mb := m.cfg.maxBuffered; mb > 0 && st.Length > mb {
 		// Over the cap only with one item (larger than the cap) and
 		// nothing else of any size.
