@@ -823,7 +823,7 @@ func (h *ofHarness) check(name string) {
 // sees accepted items in acceptance order.
 func (h *ofHarness) endInvariants() {
 	cfg := h.sc.cfg
-	last := 0
+	lastV := 0
 	for i := 0; ; i++ {
 		c, ok := h.sink.call(i)
 		if !ok {
@@ -834,11 +834,11 @@ func (h *ofHarness) endInvariants() {
 		}
 		units := 0
 		for _, v := range c.items {
-			if v <= last {
-				h.fail("end", "sink call #%d: item %d after %d", i, v, last)
+			if v <= lastV {
+				h.fail("end", "sink call #%d: item %d after %d", i, v, lastV)
 				return
 			}
-			last = v
+			lastV = v
 			units += cfg.size(v)
 		}
 		switch {
@@ -855,7 +855,7 @@ func (h *ofHarness) endInvariants() {
 	}
 	log, _ := h.log.snapshot()
 	outs := make(map[string]int)
-	lastW := 0
+	last := map[string]int{} // the last accepted item seen by OnWritten ("w") and callbacks ("cb")
 	for _, e := range log {
 		var kind string
 		var id int
@@ -864,12 +864,12 @@ func (h *ofHarness) endInvariants() {
 			continue
 		}
 		outs[kind+fmt.Sprint(id)]++
-		if kind == "w" && err != "WAE" && !strings.HasPrefix(err, "destroyed") && !(err == "dropped" && !h.wasAccepted(id)) {
-			if id < lastW && !bugOfEvictedFirst {
-				h.fail("end", "OnWritten got item %d after %d: %q", id, lastW, log)
+		if h.m.acceptedIDs[id] {
+			if id < last[kind] && !bugOfEvictedFirst {
+				h.fail("end", "%s: item %d after %d: %q", kind, id, last[kind], log)
 				return
 			}
-			lastW = max(lastW, id)
+			last[kind] = max(last[kind], id)
 		}
 	}
 	for id, it := range h.items {
@@ -883,9 +883,6 @@ func (h *ofHarness) endInvariants() {
 		}
 	}
 }
-
-// wasAccepted reports whether the model accepted item id.
-func (h *ofHarness) wasAccepted(id int) bool { return h.m.acceptedIDs[id] }
 
 // fail reports a failure after tearing the stream down so that no
 // goroutine stays blocked in the bubble.

@@ -32,8 +32,9 @@ const (
 	bugOfEvictInVain = true
 	// bugOfEvictedFirst (bug 2): an item evicted by DropOldest gets its
 	// outcome at once, ahead of the older items still in flight, so
-	// OnWritten is not in acceptance order. DESIGN: OnWritten is the
-	// "per-item outcome, in order".
+	// OnWritten and the callbacks are not in acceptance order. DESIGN:
+	// OnWritten is the "per-item outcome, in order"; callbacks run in
+	// the spec's order. (FuzzWritableOf checks the order unless set.)
 	bugOfEvictedFirst = true
 )
 
