@@ -40,6 +40,11 @@ type core[T any] struct {
 	// on a socket, say). It must not block or call into the stream.
 	interrupt func(err error)
 
+	// deliverElsewhere, if set (by Pipe, right after NewWritable), makes a
+	// done that queued user code deliver it on a new goroutine, as a
+	// producer's call does: a pipe's reader calls done inside Read.
+	deliverElsewhere bool
+
 	// fastMax bounds the size of a fast write (see fast.go); 0 disables
 	// the fast path. fastDones are its done functions, used in turn, and
 	// fastCall stands for an adopted fast write in w.call.
@@ -75,6 +80,9 @@ type core[T any] struct {
 	// that one Write's bytes are never interleaved with another's. The fast
 	// path stays closed meanwhile.
 	turn chan struct{}
+	// carrying is set while a carryOn goroutine is on its way to run what
+	// a producer's budget left.
+	carrying bool
 	// lingerFrom is when the first of the waiting items was accepted, for
 	// Linger; lingerTimer, made on first use, is the stream's one timer
 	// for it.
@@ -244,7 +252,7 @@ func (w *core[T]) writeChunk(item T, size int, cb Callback) bool {
 		return false
 	}
 	w.acceptLocked(item, size, cb, nil)
-	w.pumpLocked()
+	w.pumpProducerLocked()
 	ok := w.belowHighWaterLocked()
 	w.scheduleLocked()
 	if cb != nil {

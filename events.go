@@ -165,6 +165,10 @@ func (w *core[T]) scheduleLocked() {
 // callers outside any producer's call: a sink's done, a timer, the construct
 // goroutine.
 func (w *core[T]) deliverHereLocked() {
+	if w.deliverElsewhere && w.userCodeQueuedLocked() {
+		w.scheduleLocked() // a Pipe's reader, inside Read (see pipe.go)
+		return
+	}
 	if w.events.Len() > 0 && !w.delivering {
 		w.delivering = true
 		w.deliverLocked()

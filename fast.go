@@ -152,7 +152,7 @@ func (w *core[T]) returnFastAdopted(v uint64) bool {
 		err := w.fastErr
 		w.fastErr = nil
 		w.settleFastLocked(cur, err, true)
-		w.pumpLocked()
+		w.pumpUpTo(false, inlineBudget-1) // the fast write was its own call
 	} else {
 		w.fast.Store(cur | fastReturned) // its done completes it
 	}

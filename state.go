@@ -214,13 +214,46 @@ func (w *core[T]) doneTwiceLocked(c *completion[T]) {
 // Writes run on the calling goroutine, the Destroy hook on a goroutine of
 // its own (see runHook). mu is held on entry and on return, but released
 // around each sink call.
-func (w *core[T]) pumpLocked() { w.pump(false) }
+func (w *core[T]) pumpLocked() { w.pumpUpTo(false, -1) }
+
+// inlineBudget is how many sink calls a producer's WriteChunk, Write,
+// WriteString or ReadFrom makes inline for chunks that other goroutines
+// queued, beyond the first call it makes (its own chunk's): past it, the
+// stream's own goroutine carries on. With a synchronous sink such a call
+// so takes at most 1+inlineBudget sink calls, while a fast sink still
+// combines the writes of many producers, inlineBudget+1 at a time.
+const inlineBudget = 15
+
+// pumpProducerLocked is pumpLocked for a producer's write, which runs others'
+// chunks only up to inlineBudget.
+func (w *core[T]) pumpProducerLocked() { w.pumpUpTo(false, inlineBudget) }
+
+// carryOn runs the sink calls a producer left past its budget, on a
+// goroutine of the stream, and delivers what they caused.
+func (w *core[T]) carryOn() {
+	w.mu.Lock()
+	w.carrying = false
+	w.pumpLocked()
+	w.deliverHereLocked()
+	w.unlock()
+}
 
 // pump is pumpLocked. With mayUnlock, when it leaves a call pending and its
 // caller has no event to deliver, it returns false with mu released: on an
 // asynchronous sink's goroutine that saves a lock and unlock per chunk.
-func (w *core[T]) pump(mayUnlock bool) (locked bool) {
-	for {
+func (w *core[T]) pump(mayUnlock bool) (locked bool) { return w.pumpUpTo(mayUnlock, -1) }
+
+// pumpUpTo is pump, making at most 1+budget sink calls if budget is not
+// negative; if more could start, it hands them to carryOn.
+func (w *core[T]) pumpUpTo(mayUnlock bool, budget int) (locked bool) {
+	for calls := 0; ; calls++ {
+		if calls > budget && budget >= 0 && w.buf.Len() > 0 && w.call == nil {
+			if !w.carrying {
+				w.carrying = true
+				go w.carryOn()
+			}
+			return true
+		}
 		c, chunk := w.startLocked()
 		if c == nil {
 			return true
