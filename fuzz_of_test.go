@@ -79,8 +79,8 @@ const (
 	ofOpFailDone   = 9  // ... done(err)
 	ofOpItemsDone  = 10 // ... done(ItemErrors)
 	ofOpBadDone    = 11 // ... done(ItemErrors of the wrong length)
-	ofOpFlush      = 12 // Flush on a goroutine; variant: Flush with a done ctx
-	ofOpWait       = 13 // Wait with a done ctx; variant: Wait on a goroutine
+	ofOpFlush      = 12 // Flush on a goroutine; variant: with a done ctx; bit 5: with a ctx the next cancel cancels
+	ofOpWait       = 13 // Wait with a done ctx; variant: on a goroutine; bit 5: cancel the pending Flush and Wait calls
 	ofOpAdvance    = 14 // the clock moves by (arg%4+1)*4ms
 	ofOpTwice      = 15 // the held call's done(nil), twice
 	maxOfOps       = 96
@@ -203,6 +203,9 @@ var ofSeeds = [][]byte{
 	// Wait on a goroutine, woken at LowWaterMark 3 (hwm 6); then at End.
 	ofSeed(4, 1, 3<<2, 0, []ofAction{ofHold}, ofOpWrite, 1, ofOpWrite, 2, ofOpWrite, 3, ofOpWrite, 4, ofOpWrite, 5, ofOpWrite, 6,
 		ofOpWait|0x10, 0, ofOpComplete, 0, ofOpWrite, 7, ofOpWrite, 8, ofOpWait|0x10, 0, ofOpEnd, 0),
+	// Flush and Wait canceled while they wait; Linger goes on afterwards.
+	ofSeed(3, 1|64, 0, 0, []ofAction{ofHold, ofSync}, ofOpWrite, 1, ofOpWrite, 2, ofOpWrite, 3, ofOpWrite, 4, ofOpWait|0x10, 0,
+		ofOpFlush|0x20, 0, ofOpWait|0x20, 0, ofOpComplete, 0, ofOpWrite, 5, ofOpAdvance, 3, ofOpClose, 0),
 }
 
 // ofCall is a sink call the stream made.
@@ -396,6 +399,7 @@ type ofHarness struct {
 	flushed chan ofResult
 	gotF    map[int]string
 	waits   []*oWait
+	cancels []context.CancelCauseFunc
 	waited  chan ofResult
 	gotW    map[int]string
 	done    context.Context // done already, for Wait and Flush
@@ -487,9 +491,11 @@ func (h *ofHarness) step(op fuzzOp) {
 	case ofOpComplete, ofOpFailDone, ofOpItemsDone, ofOpBadDone, ofOpTwice:
 		h.complete(op.kind&0x0f, variant)
 	case ofOpFlush:
-		h.flush(variant)
+		h.flush(variant, op.kind&0x20 != 0)
 	case ofOpWait:
-		if variant {
+		if op.kind&0x20 != 0 {
+			h.cancel()
+		} else if variant {
 			h.waitOn()
 		} else {
 			h.wait()
@@ -538,7 +544,7 @@ func (h *ofHarness) closeStream() {
 	h.check("Close")
 }
 
-func (h *ofHarness) flush(doneCtx bool) {
+func (h *ofHarness) flush(doneCtx, cancelable bool) {
 	h.nextID++
 	id := h.nextID
 	if doneCtx {
@@ -560,11 +566,22 @@ func (h *ofHarness) flush(doneCtx bool) {
 		h.check(name)
 		return
 	}
-	name := fmt.Sprintf("Flush %d", id)
+	name := fmt.Sprintf("Flush %d on a goroutine", id)
+	ctx := context.Background()
+	if cancelable {
+		name += ", ctx canceled later"
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		h.cancels = append(h.cancels, cancel)
+	}
 	h.trace = append(h.trace, name)
-	go func() { h.flushed <- ofResult{id, h.w.Flush(context.Background())} }()
+	go func() { h.flushed <- ofResult{id, h.w.Flush(ctx)} }()
 	synctest.Wait()
-	h.flushes[id] = h.m.flush(id)
+	f := h.m.flush(id)
+	h.flushes[id] = f
+	if cancelable {
+		h.m.cancelable = append(h.m.cancelable, f)
+	}
 	h.check(name)
 }
 
@@ -587,10 +604,25 @@ func (h *ofHarness) waitOn() {
 	id := h.nextID
 	name := fmt.Sprintf("Wait %d on a goroutine", id)
 	h.trace = append(h.trace, name)
-	go func() { h.waited <- ofResult{id, h.w.Wait(context.Background())} }()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	h.cancels = append(h.cancels, cancel)
+	go func() { h.waited <- ofResult{id, h.w.Wait(ctx)} }()
 	synctest.Wait()
 	h.waits = append(h.waits, h.m.waitOn(id))
 	h.check(name)
+}
+
+// cancel cancels the ctx of every Wait and cancelable Flush so far: those
+// still waiting return the ctx's cause.
+func (h *ofHarness) cancel() {
+	h.trace = append(h.trace, "cancel")
+	for _, cancel := range h.cancels {
+		cancel(errOfCtx)
+	}
+	h.cancels = nil
+	synctest.Wait()
+	h.m.cancel()
+	h.check("cancel")
 }
 
 func (h *ofHarness) advance(d time.Duration) {

@@ -115,7 +115,8 @@ type ofModel struct {
 	closed         bool
 	flushes        []*oFlush // waiting, in target order
 	allFlushes     []*oFlush
-	waits          []*oWait // Wait calls on a goroutine, not woken yet
+	waits          []*oWait  // Wait calls on a goroutine, not woken yet
+	cancelable     []*oFlush // Flush calls whose ctx the script cancels
 
 	// Linger: now is the fake clock (from the bubble's start), lingerFrom
 	// when the first waiting item was accepted (lingerOld: "long ago", as
@@ -480,6 +481,9 @@ func (m *ofModel) deliver() {
 			m.runOutcome(ev)
 		case "flush":
 			f := ev.flush
+			if f.returned {
+				continue // its ctx was canceled first
+			}
 			f.returned, f.result = true, f.err
 			if f.result == "" {
 				f.result = f.lateErr
@@ -711,6 +715,23 @@ func (m *ofModel) waitOn(id int) *oWait {
 		m.deliver()
 	}
 	return wt
+}
+
+// cancel is the ctx of every Wait on a goroutine and of every cancelable
+// Flush being canceled: those still waiting return the ctx's cause, and
+// the Flush calls stop counting as waiting (for Linger).
+func (m *ofModel) cancel() {
+	for _, wt := range m.waits {
+		wt.woken, wt.results = true, []string{"ctx"}
+	}
+	m.waits = nil
+	for _, f := range m.cancelable {
+		if !f.returned {
+			f.returned, f.result = true, "ctx"
+			m.cancelFlush(f)
+		}
+	}
+	m.cancelable = nil
 }
 
 // wakeWaits wakes the waiting Wait calls: Ready's channel closed.
