@@ -326,12 +326,10 @@ var errOfCtx = errors.New("ctx done")
 // ofLog records outcomes and events and checks what can be checked where
 // it happens.
 type ofLog struct {
-	w   *stream.WritableOf[int]
 	cfg ofConfig
 
 	mu         sync.Mutex
 	log        []string
-	outs       map[int]int // id -> outcomes seen (OnWritten or, without it, callbacks)
 	violations []string
 }
 
@@ -442,13 +440,12 @@ func runOfScript(t *testing.T, sc ofScript) {
 		done: done, items: make(map[int]oItem),
 		waited: make(chan ofResult, maxOfOps+8), gotW: make(map[int]string),
 	}
-	h.log = &ofLog{cfg: cfg, outs: make(map[int]int)}
+	h.log = &ofLog{cfg: cfg}
 	if cfg.onWritten {
 		opts.OnWritten = h.log.written
 	}
 	h.trace = append(h.trace, fmt.Sprintf("config %+v actions %v", cfg, sc.actions))
 	h.w = stream.NewWritableOf(write, opts)
-	h.log.w = h.w
 	h.log.attach(h.w)
 	h.m = newOfModel(cfg, func(i int) ofAction { return sc.actions[i%len(sc.actions)] }, h.realCall)
 	h.check("NewWritableOf")
@@ -552,7 +549,7 @@ func (h *ofHarness) flush(doneCtx, cancelable bool) {
 		h.trace = append(h.trace, name)
 		err := h.w.Flush(h.done)
 		synctest.Wait()
-		f := h.m.flush(id)
+		f := h.m.flush()
 		want := []string{"ctx"}
 		if f.returned {
 			want = append(want, f.result)
@@ -577,7 +574,7 @@ func (h *ofHarness) flush(doneCtx, cancelable bool) {
 	h.trace = append(h.trace, name)
 	go func() { h.flushed <- ofResult{id, h.w.Flush(ctx)} }()
 	synctest.Wait()
-	f := h.m.flush(id)
+	f := h.m.flush()
 	h.flushes[id] = f
 	if cancelable {
 		h.m.cancelable = append(h.m.cancelable, f)

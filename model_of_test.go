@@ -67,7 +67,6 @@ type oEvent struct {
 
 // oFlush is a Flush call.
 type oFlush struct {
-	id       int
 	target   int    // the seq of the last item accepted before it
 	err      string // the first error among those items
 	lateErr  string // the error a write got when Flush was called
@@ -661,8 +660,8 @@ func (m *ofModel) destroyStream(err string) {
 
 // flush is Flush: it returns (later) once every item accepted before it
 // settled; f.returned and f.result say when and what.
-func (m *ofModel) flush(id int) *oFlush {
-	f := &oFlush{id: id, target: m.accepted, lateErr: m.lateErr()}
+func (m *ofModel) flush() *oFlush {
+	f := &oFlush{target: m.accepted, lateErr: m.lateErr()}
 	m.allFlushes = append(m.allFlushes, f)
 	if m.td == mClosed {
 		f.atClose, f.result = true, f.lateErr
