@@ -75,7 +75,7 @@ func (o *outcomesOf) snapshot() []string {
 // in vain, and then drops the new item too: item 1 is lost although
 // evicting it could not make room for item 2.
 func TestBugOfDropOldestEvictsInVain(t *testing.T) {
-	t.Skip("bug 1: DropOldest evicts waiting items even when the items in flight alone leave no room")
+
 	synctest.Test(t, func(t *testing.T) {
 		sink := &heldSinkOf{}
 		var out outcomesOf
@@ -102,7 +102,7 @@ func TestBugOfDropOldestEvictsInVain(t *testing.T) {
 // evicts gets its outcome (OnWritten and callback) at once, before the
 // older item still in flight.
 func TestBugOfEvictedOutcomeBeforeOlderItem(t *testing.T) {
-	t.Skip("bug 2: an item evicted by DropOldest gets its outcome before the older item in flight")
+
 	synctest.Test(t, func(t *testing.T) {
 		sink := &heldSinkOf{}
 		var out outcomesOf
@@ -132,7 +132,7 @@ func TestBugOfEvictedOutcomeBeforeOlderItem(t *testing.T) {
 // counted in the batch). DESIGN: ItemErrors "must have exactly one entry
 // per item of the batch"; a write is a batch of one either way.
 func TestBugOfItemErrorsOnFastWrite(t *testing.T) {
-	t.Skip("bug 3: ItemErrors{nil} to a fast-path write destroys the stream with ErrBadItemErrors (batch of 0)")
+
 	itemOK := func(v int, done stream.Callback) { done(stream.ItemErrors{nil}) }
 	for _, withCB := range []bool{true, false} {
 		w := stream.NewWritableOf(itemOK, stream.OptionsOf[int]{})
@@ -155,7 +155,7 @@ func TestBugOfItemErrorsOnFastWrite(t *testing.T) {
 // whose last batch had an ItemErrors entry gives that entry, not
 // ErrWriteAfterEnd.
 func TestBugOfFlushOnDestroyedStream(t *testing.T) {
-	t.Skip("bug 4: Flush on a destroyed stream returns the items' error, not the error a write would get")
+
 	synctest.Test(t, func(t *testing.T) {
 		sink := &heldSinkOf{}
 		w := stream.NewWritableOf(sink.write, stream.OptionsOf[int]{})

@@ -75,6 +75,9 @@ type core[T any] struct {
 	dropped          int           // items dropped by Overflow, for State
 	// flushes are the waiting Flush calls, in the order of their targets.
 	flushes []*flushWaiter
+	// evicted holds the items DropOldest evicted while a call was in
+	// flight, until that call settles: outcomes go in acceptance order.
+	evicted ring.Ring[entry[T]]
 	// turn is held by a Write that spans more than one round, or by a
 	// ReadFrom, until it returns: other Writes wait for it to be closed, so
 	// that one Write's bytes are never interleaved with another's. The fast
@@ -284,17 +287,45 @@ func (w *core[T]) roomLocked(size int) bool {
 	if w.maxBuffered == 0 || w.length+size <= w.maxBuffered || w.length == 0 {
 		return true
 	}
-	if w.overflow == DropOldest {
+	if w.overflow == DropOldest && w.inFlightUnitsLocked()+size <= w.maxBuffered {
 		for w.length+size > w.maxBuffered && w.buf.Len() > w.inflight {
 			e := w.buf.RemoveAt(w.inflight) // the oldest waiting, never one in flight
 			w.length -= e.size
 			w.dropped++
-			w.settleEntryLocked(&e, ErrDropped)
+			if w.inflight == 0 && w.call != &w.fastCall {
+				w.settleEntryLocked(&e, ErrDropped)
+			} else {
+				// Its outcome waits for those of the items in flight,
+				// which were accepted before it.
+				*w.evicted.PushBackSlot() = e
+			}
 		}
 		w.flushDueLocked()
 		w.scheduleLocked()
 	}
 	return w.length+size <= w.maxBuffered || w.length == 0
+}
+
+// inFlightUnitsLocked returns the units of the items in flight, which
+// DropOldest cannot evict.
+func (w *core[T]) inFlightUnitsLocked() int {
+	n := 0
+	for i := range w.inflight {
+		n += w.buf.At(i).size
+	}
+	if w.call == &w.fastCall {
+		n += w.adopted
+	}
+	return n
+}
+
+// settleEvictedLocked queues the outcomes of the items DropOldest evicted
+// while older items were in flight, now that those have theirs.
+func (w *core[T]) settleEvictedLocked() {
+	for w.evicted.Len() > 0 {
+		w.settleEntryLocked(w.evicted.Front(), ErrDropped)
+		w.evicted.DropFront()
+	}
 }
 
 // wait is Wait.
@@ -356,12 +387,12 @@ func (w *core[T]) flush(ctx context.Context) error {
 		w.mu.Unlock()
 		return context.Cause(ctx)
 	}
+	if lateErr != nil {
+		return lateErr // what a write gets, once those callbacks have run
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if f.err != nil {
-		return f.err
-	}
-	return lateErr
+	return f.err
 }
 
 // flushErrLocked gives err, the outcome of the write of seq, to the Flush

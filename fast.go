@@ -169,7 +169,13 @@ func (w *core[T]) settleFastLocked(v uint64, err error, sync bool) {
 	w.length -= w.adopted
 	w.adopted = 0
 	w.pendingCallbacks-- // its callback is nil
-	if err != nil {
+	if perItem, ok := err.(ItemErrors); ok && len(perItem) == 1 {
+		// One item: its error is its own, as for a write with a callback.
+		if perItem[0] != nil {
+			w.flushErrLocked(w.adoptedSeq, perItem[0])
+		}
+		err = nil
+	} else if err != nil {
 		w.flushErrLocked(w.adoptedSeq, err)
 	}
 	w.settleWriteLocked(err, sync)

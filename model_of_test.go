@@ -29,13 +29,13 @@ const (
 	// when the items in flight alone leave no room, and then drops the new
 	// item as well. DESIGN: "if the items in flight alone leave no room,
 	// the new item is dropped as with DropNewest".
-	bugOfEvictInVain = true
+	bugOfEvictInVain = false
 	// bugOfEvictedFirst (bug 2): an item evicted by DropOldest gets its
 	// outcome at once, ahead of the older items still in flight, so
 	// OnWritten and the callbacks are not in acceptance order. DESIGN:
 	// OnWritten is the "per-item outcome, in order"; callbacks run in
 	// the spec's order. (FuzzWritableOf checks the order unless set.)
-	bugOfEvictedFirst = true
+	bugOfEvictedFirst = false
 )
 
 // oItem is an accepted (or rejected) item.
@@ -96,6 +96,7 @@ type ofModel struct {
 	nextCall       int
 	calls          []*oCall
 	buf            []oItem // waiting, not in flight
+	evicted        []oItem // dropped by DropOldest while items were in flight
 	accepted       int
 	acceptedIDs    map[int]bool
 	length, corked int
@@ -256,12 +257,8 @@ func (m *ofModel) pump() {
 			}
 			c := m.newCall(kind, slices.Clone(m.buf[:k]))
 			m.buf = m.buf[k:]
-			if n > k && kind == "writev" {
-				// The rest waited already, and goes without lingering;
-				// after a single item to write it lingers on from the
-				// same start (the engine's choice; either is within
-				// Linger of the rest's first item).
-				m.lingerOld = true
+			if n > k {
+				m.lingerOld = true // the rest waited already: no linger
 			}
 			m.call = c
 			if !m.act(c) {
@@ -353,6 +350,7 @@ func (m *ofModel) settle(c *oCall, d ofDone, sync bool) {
 			}
 			m.settleItem(it, e)
 		}
+		m.settleEvicted()
 		m.flushDue()
 	case "final":
 		if d.err != "" {
@@ -379,6 +377,15 @@ func (m *ofModel) settleItem(it oItem, err string) {
 		return
 	}
 	m.q = append(m.q, oEvent{kind: "out", id: it.id, err: err, cb: it.cb, written: m.cfg.onWritten, counted: true})
+}
+
+// settleEvicted queues the outcomes of the items DropOldest evicted while
+// older items were in flight.
+func (m *ofModel) settleEvicted() {
+	for _, it := range m.evicted {
+		m.settleItem(it, "dropped")
+	}
+	m.evicted = nil
 }
 
 // flushDue wakes, behind the outcomes queued so far, every Flush whose
@@ -422,6 +429,7 @@ func (m *ofModel) startDestroy() {
 	if err == "" {
 		err = "destroyed"
 	}
+	m.settleEvicted()
 	for _, it := range m.buf {
 		m.length -= it.size
 		m.settleItem(it, err)
@@ -588,7 +596,11 @@ func (m *ofModel) room(size int) bool {
 				m.buf = m.buf[1:]
 				m.length -= it.size
 				m.dropped++
-				m.settleItem(it, "dropped")
+				if m.call != nil && len(m.call.items) > 0 {
+					m.evicted = append(m.evicted, it) // after the items in flight
+				} else {
+					m.settleItem(it, "dropped")
+				}
 			}
 			m.flushDue()
 		}

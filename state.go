@@ -376,6 +376,9 @@ func (w *core[T]) startLocked() (*completion[T], T) {
 			k = w.batchLenLocked(n)
 		}
 		w.inflight = k
+		if n > k {
+			w.lingerFrom = time.Time{} // the rest waited already: no linger
+		}
 		if k == 1 && w.write != nil {
 			kind = callWrite
 			item = w.buf.Front().item
@@ -384,9 +387,6 @@ func (w *core[T]) startLocked() (*completion[T], T) {
 		kind = callWritev
 		for i := range k {
 			w.batch = append(w.batch, w.buf.At(i).item)
-		}
-		if n > k {
-			w.lingerFrom = time.Time{} // the rest waited already: no linger
 		}
 	case w.end == ending:
 		// Every write completed. Final, or else "finish", comes next, but
@@ -498,6 +498,7 @@ func (w *core[T]) startDestroyLocked() *completion[T] {
 	if err == nil {
 		err = ErrDestroyed
 	}
+	w.settleEvictedLocked()
 	for w.buf.Len() > 0 {
 		e := w.buf.Front()
 		w.length -= e.size
@@ -587,6 +588,7 @@ func (w *core[T]) settleWriteLocked(err error, sync bool) {
 		w.buf.DropFront()
 		w.inflight--
 	}
+	w.settleEvictedLocked()
 	w.flushDueLocked()
 	clear(w.batch)
 	w.batch = w.batch[:0]
