@@ -152,14 +152,18 @@ func (p *batchPublisher) publishBatch(items []*nats.Msg) []error {
 		}
 	}
 	for next < len(items) || p.n > 0 {
-		for next < len(items) && p.n < p.maxPending {
-			ack, err := p.js.PublishMsgAsync(items[next], publishOpts...)
-			if err != nil {
-				fail(next, err)
-			} else {
-				p.push(pendingAck{ack, next, time.Now().Add(p.ackTimeout)})
+		if next < len(items) && p.n < p.maxPending {
+			// One clock reading per burst: its publishes are microseconds
+			// apart, far below any sensible AckTimeout.
+			deadline := time.Now().Add(p.ackTimeout)
+			for ; next < len(items) && p.n < p.maxPending; next++ {
+				ack, err := p.js.PublishMsgAsync(items[next], publishOpts...)
+				if err != nil {
+					fail(next, err)
+					continue
+				}
+				p.push(pendingAck{ack, next, deadline})
 			}
-			next++
 		}
 		stats.PeakPending = max(stats.PeakPending, p.n)
 		if p.n == 0 {
@@ -198,9 +202,16 @@ func (p *batchPublisher) publishBatch(items []*nats.Msg) []error {
 // wait waits for a's ack and returns its outcome, or, as stopErr, why the
 // worker stopped waiting (the context's cause or stream.ErrDestroyed).
 func (p *batchPublisher) wait(a pendingAck) (err, stopErr error) {
-	ok, failed := a.ack.Ok(), a.ack.Err()
-	// Most acks are in by the time the worker gets to them: check before
-	// arming the timer.
+	// Most acks are in by the time the worker gets to them: look at the ack
+	// before making the error channel or arming the timer (each channel of
+	// a future is allocated on first use).
+	ok := a.ack.Ok()
+	select {
+	case <-ok:
+		return nil, nil
+	default:
+	}
+	failed := a.ack.Err()
 	select {
 	case <-ok:
 		return nil, nil

@@ -1,6 +1,7 @@
 package natsstream
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func BenchmarkPublish(b *testing.B) {
 		_, js := benchStream(b, jetstream.WithPublishAsyncMaxPending(DefaultMaxPending))
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := js.PublishAsync("BENCH.x", data); err != nil {
+			if err := publishAsync(js, "BENCH.x", data); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -60,4 +61,16 @@ func benchStream(b *testing.B, opts ...jetstream.JetStreamOpt) (*nats.Conn, jets
 		b.Fatal(err)
 	}
 	return nc, js
+}
+
+// publishAsync is PublishAsync retried while nats.go reports a stall
+// (ErrTooManyStalledMsgs: no ack freed a slot within its 200ms), as a
+// loop that must not lose messages has to do.
+func publishAsync(js jetstream.JetStream, subject string, data []byte) error {
+	for {
+		_, err := js.PublishAsync(subject, data)
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return err
+		}
+	}
 }
