@@ -336,3 +336,34 @@ func TestBatchStopInFlight(t *testing.T) {
 		assert.ErrorIs(t, err, stream.ErrDestroyed, "message %d after stop", i)
 	}
 }
+
+func TestBatchConnectionClosed(t *testing.T) {
+	ts := startServer(t)
+	onDisconnect, down := disconnected()
+	nc, js := ts.connect(onDisconnect)
+	createStream(t, js, "CLOSED")
+	p := newTestPublisher(t, js, Options{MaxPending: 4, AckTimeout: 500 * time.Millisecond})
+
+	// The connection closes with four publishes in flight (the server is
+	// gone, so no ack comes): nats.go never resolves those, and fails the
+	// later publishes at once.
+	ts.stop()
+	waitFor(t, down, "the client to see the server gone")
+	got := make(chan []error, 1)
+	p.publish(numbered("CLOSED.x", 0, 10), func(errs []error) { got <- errs })
+	require.Eventually(t, func() bool { return js.PublishAsyncPending() == 4 }, 10*time.Second, time.Millisecond,
+		"four publishes in flight")
+	nc.Close()
+	select {
+	case errs := <-got:
+		require.Len(t, errs, 10, "every item fails")
+		for i, err := range errs[:4] {
+			assert.ErrorIs(t, err, ErrAckTimeout, "message %d was in flight", i)
+		}
+		for i, err := range errs[4:] {
+			assert.ErrorIs(t, err, nats.ErrConnectionClosed, "message %d came after the close", i+4)
+		}
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "timed out", "waited 10s for the batch on a closed connection")
+	}
+}
