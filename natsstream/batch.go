@@ -173,7 +173,7 @@ func (p *batchPublisher) publishBatch(items []*nats.Msg) []error {
 		err, stopErr := p.wait(oldest)
 		if stopErr != nil {
 			// Stop waiting: everything without an outcome fails with the
-			// reason. Acks that arrive later are dropped by nats.go.
+			// reason. nats.go resolves the futures later; nobody reads them.
 			for ; p.n > 0; p.pop() {
 				fail(p.pending[p.head].item, stopErr)
 			}
