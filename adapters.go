@@ -43,7 +43,16 @@ import (
 // Destroy(nil) [Writable.Err] stays nil. Bytes of the interrupted chunk may
 // have been written in part. A write to w that cannot take a deadline and
 // never returns keeps the stream from closing: set Options.StallTimeout to
-// bound it.
+// bound it. The stream then closes without waiting for that write, but the
+// adapter's goroutine stays inside it until w returns: the one case where a
+// goroutine outlives Done. Use [FromWriteCloser] if closing w unblocks it.
+//
+// On a socket, "every accepted byte reached the sink" (a nil from Close,
+// a write's nil callback) means the bytes were handed to the kernel, not
+// that the peer read them: a peer that crashes after that loses them
+// without an error here. If the data must be acknowledged, make the peer
+// answer (an application-level ack, or the response of an HTTP request)
+// and wait for that answer.
 //
 // w is written to until [Writable.Done] is closed, so wait for it (Close,
 // Finished, <-Done()) before w may no longer be used: in an HTTP handler,

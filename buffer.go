@@ -7,10 +7,12 @@ import (
 
 // entry is one accepted write, from WriteChunk, Write, WriteString or
 // ReadFrom, waiting in the buffer or in flight.
-type entry struct {
-	chunk []byte
-	cb    Callback
-	// slab is the pooled buffer chunk lives in when the stream made the copy
+type entry[T any] struct {
+	item T
+	size int    // item's units of the marks: len for bytes, Size for T
+	seq  uint64 // acceptance order, from 1
+	cb   Callback
+	// slab is the pooled buffer item lives in when the stream made the copy
 	// itself (Write, WriteString, ReadFrom). It returns to its pool once the
 	// sink is done with the chunk. Nil for WriteChunk's caller-owned chunks.
 	slab *slab
@@ -66,20 +68,21 @@ func putSlab(s *slab) {
 
 // release returns the entry's slab, if any, to its pool. The sink must be
 // done with the chunk.
-func (e *entry) release() {
+func (e *entry[T]) release() {
 	if e.slab != nil {
 		putSlab(e.slab)
 		e.slab = nil
 	}
-	e.chunk = nil
+	var zero T
+	e.item = zero
 }
 
-// room reports how many more bytes a buffered entry can take in place: only
-// a stream-owned copy without a callback can grow, since io.Writer promises
-// no chunk boundaries but WriteChunk does.
-func (e *entry) room() int {
+// tailRoom reports how many more bytes a buffered entry can take in place:
+// only a stream-owned copy without a callback can grow, since io.Writer
+// promises no chunk boundaries but WriteChunk does.
+func tailRoom(e *entry[[]byte]) int {
 	if e.slab == nil || e.cb != nil {
 		return 0
 	}
-	return cap(e.chunk) - len(e.chunk)
+	return cap(e.item) - len(e.item)
 }

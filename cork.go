@@ -1,22 +1,20 @@
 package stream
 
-// Cork makes the stream buffer every write, even when the sink is free,
-// until a matching Uncork: n Corks need n Uncorks. Batching small writes
-// this way lets a stream with Options.Writev hand them to the sink in one
-// vectored call. End uncorks fully.
-func (w *Writable) Cork() {
+// Corking: Cork and Uncork on either front (see [Writable.Cork]) count the
+// nesting in corked; the pump sends nothing while it is positive (see
+// startLocked), and the Uncork that brings it to zero flushes the buffer,
+// as one Writev call when there are two or more items and Writev is set.
+
+// cork is Cork.
+func (w *core[T]) cork() {
 	w.mu.Lock()
 	w.closeFastLocked()
 	w.corked++
 	w.mu.Unlock()
 }
 
-// Uncork undoes one Cork. When the last Cork is undone and no sink call is
-// in flight, the buffered chunks flush at once: all of them in one Writev
-// call if there are two or more and Options.Writev is set, else one by one
-// through the WriteFunc. With a call in flight, they flush when it
-// completes. An Uncork without a Cork does nothing.
-func (w *Writable) Uncork() {
+// uncork is Uncork.
+func (w *core[T]) uncork() {
 	w.mu.Lock()
 	if w.corked > 0 {
 		w.corked--

@@ -12,13 +12,21 @@
 //
 // # Writing
 //
-// [Writable.WriteChunk] is Node's write(): it never blocks, it keeps the
-// caller's slice (one chunk per call, until its callback runs), and its
+// [Writable.WriteChunk] is Node's write(): it never waits for room, it keeps
+// the caller's slice (one chunk per call, until its callback runs), and its
 // callback runs once with the outcome of the write. [Writable.Write],
 // [Writable.WriteString] and [Writable.ReadFrom] are the io.Writer side:
 // they copy their input into pooled buffers, never retain it, and block
 // while the stream is over its high-water mark, so a single large Write
-// cannot fill memory.
+// cannot fill memory. A Write is contiguous: 32 goroutines logging JSON
+// lines into one Writable never see a torn line. [Writable.Flush] sends
+// what is buffered and waits for it without ending the stream (a logger's
+// Sync).
+//
+// A call that finds the sink free makes the sink call itself, as Node does,
+// so with a synchronous sink WriteChunk, Write, Uncork, End and Flush take
+// as long as the sink calls they make; an asynchronous sink returns at once
+// (see "When a call takes time" on [Writable]).
 //
 //	w := stream.NewWritable(sink, stream.Options{})
 //	w.WriteChunk([]byte("hello "), func(err error) { ... })
@@ -30,16 +38,21 @@
 // [Writable.State].Length counts the bytes accepted and not yet completed by
 // the sink. Once it reaches the high-water mark ([Options].HighWaterMark,
 // 16 KiB by default) WriteChunk returns false; the chunk is still accepted,
-// but the producer should wait for [Writable.Ready] before writing more.
-// Ready is level-triggered: its channel is closed at the "drain" that
-// follows, or at once when no drain is needed, so checking it after a false
-// return can never miss the wake-up.
+// but the producer should call [Writable.Wait] before writing more. Wait is
+// level-triggered: it returns at the "drain" that follows, or at once when
+// no drain is needed, so calling it after a false return can never miss the
+// wake-up; and it returns the stream's error once the stream is ended,
+// destroyed or failed, so the loop below stops on a dead stream:
 //
 //	for _, chunk := range chunks {
 //		if !w.WriteChunk(chunk, nil) {
-//			<-w.Ready()
+//			if err := w.Wait(ctx); err != nil {
+//				return err
+//			}
 //		}
 //	}
+//
+// [Writable.Ready] is the same level as a channel, for select loops.
 //
 // # Corking
 //
@@ -59,7 +72,13 @@
 // and the Destroy hook runs as soon as the sink call in flight, if any, has
 // settled (unlike Node, which does not wait for it). [Writable.Done] is
 // closed after "close"; by then every callback has run and no goroutine of
-// the stream is left.
+// the stream is left (except an adapter's, stuck in a writer's call that
+// cannot be interrupted: see [FromWriter]).
+//
+// A write after End fails alone with [ErrWriteAfterEnd]: unlike in Node,
+// it does not destroy the stream, which still finishes what it accepted
+// before End. So goroutines may go on logging while another calls Close:
+// nothing Write accepted is lost.
 //
 // # Errors
 //
@@ -81,8 +100,9 @@
 // goroutine that called done when the sink completed asynchronously. A
 // handler may call any method that does not wait (WriteChunk, End, Cork,
 // Uncork, Destroy, State, Err, On*); it must not wait on its own stream
-// (Close, Finished, <-Done(), or a Write blocked by backpressure), since
-// what it would wait for runs after it returns.
+// (Close, Finished, <-Done(), Wait, Flush, or a Write blocked by
+// backpressure): what it would wait for runs after it returns, so such a
+// call hangs forever.
 //
 // # Pipelines
 //
@@ -93,7 +113,8 @@
 //
 // # Differences from Node
 //
-// Strings are bytes (no encodings, no object mode); autoDestroy and
+// A write after End fails alone; strings are bytes (no encodings, no object
+// mode); autoDestroy and
 // emitClose are always on; a HighWaterMark of 0 means the default; Write
 // blocks on backpressure while WriteChunk keeps Node's boolean; Destroy
 // waits for the sink call in flight; a Destroy before "finish" always

@@ -7,8 +7,8 @@ import "errors"
 // stream destroyed with err matches both ErrDestroyed and err).
 var (
 	// ErrWriteAfterEnd is returned for a write made after End (Node's
-	// ERR_STREAM_WRITE_AFTER_END). Such a write also destroys the stream
-	// with this error.
+	// ERR_STREAM_WRITE_AFTER_END). Unlike in Node, such a write fails alone:
+	// the stream still finishes what it accepted before End.
 	ErrWriteAfterEnd = errors.New("stream: write after end")
 
 	// ErrDestroyed is returned for a write made after Destroy (Node's
@@ -30,6 +30,16 @@ var (
 	// without finishing and without an error (Node's
 	// ERR_STREAM_PREMATURE_CLOSE).
 	ErrPrematureClose = errors.New("stream: premature close")
+
+	// ErrDropped is the outcome of an item (or chunk) that Overflow
+	// dropped at MaxBuffered: the new one with DropNewest, the oldest
+	// waiting ones with DropOldest. Its callback and OnWritten get it;
+	// the stream goes on.
+	ErrDropped = errors.New("stream: dropped at MaxBuffered")
+
+	// ErrBadItemErrors destroys a stream whose Writev completed with an
+	// ItemErrors of another length than its batch.
+	ErrBadItemErrors = errors.New("stream: ItemErrors does not match the batch")
 )
 
 // errSinkPanicked destroys a stream whose sink function or hook panicked.

@@ -37,13 +37,17 @@ const (
 	evHookBarrier
 )
 
-type event struct {
+type event[T any] struct {
 	kind eventKind
-	// counted marks the callback of an accepted write, which
-	// PendingCallbacks counts until it runs. Late writes are not counted.
+	// counted marks the outcome of an accepted write, which
+	// PendingCallbacks counts until it ran. Late writes are not counted.
 	counted bool
+	// written marks an outcome that OnWritten gets too, with item, before
+	// cb (which may be nil).
+	written bool
 	cb      Callback
 	err     error
+	item    T
 }
 
 type handler[F any] struct {
@@ -71,54 +75,8 @@ func (l handlerList[F]) without(id uint64) handlerList[F] {
 	return l
 }
 
-// OnDrain registers fn to run at each "drain": after a write returned false,
-// once the buffered length has fallen to zero. It returns a function that
-// unregisters fn.
-//
-// Handlers of an event run in registration order, one at a time, on a
-// goroutine that holds no lock; see the package documentation for what a
-// handler may call. A nil fn panics, as with every On method.
-func (w *Writable) OnDrain(fn func()) (off func()) {
-	if fn == nil {
-		panic("stream: OnDrain: nil handler")
-	}
-	return register(w, &w.onDrain, fn)
-}
-
-// OnFinish registers fn to run at "finish": after End, once every accepted
-// byte reached the sink, Final succeeded and every write callback ran. It
-// returns a function that unregisters fn.
-func (w *Writable) OnFinish(fn func()) (off func()) {
-	if fn == nil {
-		panic("stream: OnFinish: nil handler")
-	}
-	return register(w, &w.onFinish, fn)
-}
-
-// OnClose registers fn to run at "close", the last event of a stream: after
-// the Destroy hook called done, and after every callback of a write accepted
-// before it. It returns a function that unregisters fn. Done is closed once
-// the close handlers have returned.
-func (w *Writable) OnClose(fn func()) (off func()) {
-	if fn == nil {
-		panic("stream: OnClose: nil handler")
-	}
-	return register(w, &w.onClose, fn)
-}
-
-// OnError registers fn to run with the stream's error, once, just before
-// "close", if the stream has one. Registering a handler is optional: the
-// error also reaches the write callbacks, [Writable.Err], Write and
-// [Writable.Close]. It returns a function that unregisters fn.
-func (w *Writable) OnError(fn func(error)) (off func()) {
-	if fn == nil {
-		panic("stream: OnError: nil handler")
-	}
-	return register(w, &w.onError, fn)
-}
-
 // register adds fn to the handlers of one event and returns its off.
-func register[F any](w *Writable, list *handlerList[F], fn F) (off func()) {
+func register[T, F any](w *core[T], list *handlerList[F], fn F) (off func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.nextHandlerID++
@@ -131,19 +89,29 @@ func register[F any](w *Writable, list *handlerList[F], fn F) (off func()) {
 	}
 }
 
-// queueCallbackLocked queues cb(err) for an accepted write, or, for a nil
-// cb, counts it as run.
-func (w *Writable) queueCallbackLocked(cb Callback, err error) {
-	if cb == nil {
+// queueOutcomeLocked queues the outcome of e, an accepted write, for its
+// callback and OnWritten, or, if it has neither, counts it as run.
+func (w *core[T]) queueOutcomeLocked(e *entry[T], err error) {
+	if e.cb == nil && w.onWritten == nil {
 		w.pendingCallbacks--
 		return
 	}
-	w.events.PushBack(event{kind: evCallback, counted: true, cb: cb, err: err})
+	w.events.PushBack(event[T]{kind: evCallback, counted: true, cb: e.cb, err: err, item: e.item, written: w.onWritten != nil})
+}
+
+// runOutcome runs the outcome of one write: OnWritten, then its callback.
+func (w *core[T]) runOutcome(ev *event[T]) {
+	if ev.written {
+		w.onWritten(ev.item, ev.err)
+	}
+	if ev.cb != nil {
+		ev.cb(ev.err)
+	}
 }
 
 // scheduleLocked arranges for queued events to be delivered without running
 // them on the calling goroutine, which is inside a producer's call.
-func (w *Writable) scheduleLocked() {
+func (w *core[T]) scheduleLocked() {
 	if w.events.Len() > 0 && !w.delivering {
 		w.delivering = true
 		go w.deliverAsync()
@@ -154,14 +122,14 @@ func (w *Writable) scheduleLocked() {
 // another goroutine is delivering already (it will deliver them). For
 // callers outside any producer's call: a sink's done, a timer, the construct
 // goroutine.
-func (w *Writable) deliverHereLocked() {
+func (w *core[T]) deliverHereLocked() {
 	if w.events.Len() > 0 && !w.delivering {
 		w.delivering = true
 		w.deliverLocked()
 	}
 }
 
-func (w *Writable) deliverAsync() {
+func (w *core[T]) deliverAsync() {
 	w.mu.Lock()
 	w.deliverLocked()
 	w.mu.Unlock()
@@ -170,7 +138,7 @@ func (w *Writable) deliverAsync() {
 // deliverLocked runs queued events until the queue is empty, unlocking
 // around each callback and handler. The caller set w.delivering; it is
 // cleared on return. mu is held on entry and on return.
-func (w *Writable) deliverLocked() {
+func (w *core[T]) deliverLocked() {
 	// If a callback or handler panics (or calls runtime.Goexit), finish what
 	// the event was for and hand the rest of the queue to a new goroutine,
 	// so that the stream still reaches "close" and Done if the panic is
@@ -181,7 +149,7 @@ func (w *Writable) deliverLocked() {
 	// Consecutive callbacks run as a batch, with one unlock and lock for
 	// all of them: with a callback per write, the deliverer would otherwise
 	// fight the producers for the lock on every one.
-	var batch [32]event
+	var batch [32]event[T]
 	var batched, ran int
 	defer func() {
 		if !returned {
@@ -244,7 +212,7 @@ func (w *Writable) deliverLocked() {
 			}
 			w.mu.Unlock()
 			for ran = 0; ran < batched; ran++ {
-				batch[ran].cb(batch[ran].err)
+				w.runOutcome(&batch[ran])
 			}
 			w.mu.Lock()
 			clear(batch[:batched])
@@ -291,17 +259,17 @@ func (w *Writable) deliverLocked() {
 }
 
 // runCallbackLocked runs a write callback without the lock held.
-func (w *Writable) runCallbackLocked(ev event) {
+func (w *core[T]) runCallbackLocked(ev event[T]) {
 	if ev.counted {
 		w.pendingCallbacks--
 	}
 	w.mu.Unlock()
-	ev.cb(ev.err)
+	w.runOutcome(&ev)
 	w.mu.Lock()
 }
 
 // emitLocked runs the handlers of an event without the lock held.
-func (w *Writable) emitLocked(hs handlerList[func()]) {
+func (w *core[T]) emitLocked(hs handlerList[func()]) {
 	if len(hs) == 0 {
 		return
 	}

@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,9 +32,10 @@ func ExampleNewWritable() {
 }
 
 // The backpressure loop, Node's writeMany translated: write until
-// WriteChunk returns false, then wait for Ready. Length never goes more than
-// one chunk past the high-water mark.
-func ExampleWritable_Ready() {
+// WriteChunk returns false, then Wait for room. Length never goes more than
+// one chunk past the high-water mark, and the loop ends with the stream's
+// error if the sink fails.
+func ExampleWritable_Wait() {
 	const hwm, lines = 64, 1000
 	line := []byte("0123456789abcde\n")
 
@@ -55,7 +57,10 @@ func ExampleWritable_Ready() {
 	for range lines {
 		if !w.WriteChunk(line, nil) {
 			waits++
-			<-w.Ready() // closed at the next "drain"
+			if err := w.Wait(context.Background()); err != nil { // the next "drain"
+				fmt.Println("stream failed:", err)
+				break
+			}
 		}
 	}
 	err := w.Close()
@@ -244,4 +249,30 @@ func ExampleWritable_State() {
 	// one completed  Length=5 Buffered=0 Writing=true NeedDrain=true PendingCallbacks=1
 	// drained        Length=0 Buffered=0 Writing=false NeedDrain=false PendingCallbacks=0
 	// after close: Ended=true Finished=true Destroyed=true Closed=true Err=<nil>
+}
+
+// Flush is a logger's Sync: it sends what is buffered (uncorking the
+// stream) and returns once every write made before it has reached the
+// sink, while the stream stays open for more.
+func ExampleWritable_Flush() {
+	var out strings.Builder
+	w := stream.NewWritable(func(chunk []byte, done stream.Callback) {
+		out.Write(chunk)
+		done(nil)
+	}, stream.Options{})
+
+	w.Cork() // batch the lines of one request
+	fmt.Fprintln(w, "GET /a 200")
+	fmt.Fprintln(w, "GET /b 404")
+	if err := w.Flush(context.Background()); err != nil {
+		fmt.Println("flush:", err)
+	}
+	fmt.Print("after Flush: ", out.String())
+	fmt.Println("still open:", !w.State().Ended)
+	fmt.Println("close:", w.Close())
+	// Output:
+	// after Flush: GET /a 200
+	// GET /b 404
+	// still open: true
+	// close: <nil>
 }

@@ -47,10 +47,10 @@ const (
 )
 
 // fastDone is the done function of fast writes of one generation modulo
-// len(Writable.fastDones). Several of them, used in turn, let a stale done
+// len(core.fastDones). Several of them, used in turn, let a stale done
 // be told apart from the current one, as with completions.
-type fastDone struct {
-	w   *Writable
+type fastDone[T any] struct {
+	w   *core[T]
 	gen uint64 // generation modulo len(w.fastDones)
 	fn  Callback
 }
@@ -62,7 +62,7 @@ func fastLen(v uint64) int { return int(v >> fastLenShift) }
 // claimFast tries to claim the sink for a fast write of n bytes. It returns
 // the word describing the write, or 0 if the fast path is closed or busy,
 // or n does not fit in the word.
-func (w *Writable) claimFast(n int) uint64 {
+func (w *core[T]) claimFast(n int) uint64 {
 	if n >= w.fastMax {
 		return 0
 	}
@@ -88,8 +88,8 @@ func (w *Writable) claimFast(n int) uint64 {
 
 // writeFast makes the fast write claimed as v and reports WriteChunk's
 // result.
-func (w *Writable) writeFast(chunk []byte, v uint64) bool {
-	w.invokeFast(chunk, v)
+func (w *core[T]) writeFast(item T, v uint64) bool {
+	w.invokeFast(item, v)
 	if w.fast.Load() == v && w.fast.CompareAndSwap(v, v|fastReturned) {
 		// Pending: its done completes it. Length is n: at the high-water
 		// mark, needDrain must be set, under the lock.
@@ -120,13 +120,15 @@ func (w *Writable) writeFast(chunk []byte, v uint64) bool {
 
 // invokeFast calls the WriteFunc for fast write v. Should it panic, the
 // write fails and the stream is destroyed, as in invoke.
-func (w *Writable) invokeFast(chunk []byte, v uint64) {
+func (w *core[T]) invokeFast(item T, v uint64) {
 	returned := false
 	defer func() {
 		if !returned {
+			r := recover()
+			defer repanic(r)
 			w.mu.Lock()
 			w.closeFastLocked()
-			panicErr := fmt.Errorf("%w (%v)", errSinkPanicked, callWrite)
+			panicErr := sinkPanicError(callWrite, r)
 			if cur := w.fast.Load(); cur&fastBusy != 0 && fastGen(cur) == fastGen(v) {
 				w.settleFastLocked(cur, panicErr, false)
 			} else {
@@ -137,13 +139,13 @@ func (w *Writable) invokeFast(chunk []byte, v uint64) {
 			w.mu.Unlock()
 		}
 	}()
-	w.write(chunk, w.fastDones[fastGen(v)%uint64(len(w.fastDones))].fn)
+	w.write(item, w.fastDones[fastGen(v)%uint64(len(w.fastDones))].fn)
 	returned = true
 }
 
 // returnFastAdopted finishes WriteChunk for fast write v after the locked
 // path adopted it during the WriteFunc call.
-func (w *Writable) returnFastAdopted(v uint64) bool {
+func (w *core[T]) returnFastAdopted(v uint64) bool {
 	w.mu.Lock()
 	cur := w.fast.Load()
 	if cur&fastDoneSync != 0 {
@@ -161,17 +163,18 @@ func (w *Writable) returnFastAdopted(v uint64) bool {
 }
 
 // settleFastLocked completes the adopted fast write described by v.
-func (w *Writable) settleFastLocked(v uint64, err error, sync bool) {
+func (w *core[T]) settleFastLocked(v uint64, err error, sync bool) {
 	w.fast.Store(v & fastGenMask)
 	w.call = nil
 	w.length -= w.adopted
 	w.adopted = 0
 	w.pendingCallbacks-- // its callback is nil
+	w.flushErrLocked(w.adoptedSeq, err)
 	w.settleWriteLocked(err, sync)
 }
 
 // complete is the done callback of a fast write.
-func (d *fastDone) complete(err error) {
+func (d *fastDone[T]) complete(err error) {
 	w := d.w
 	if err == nil {
 		v := w.fast.Load()
@@ -204,7 +207,7 @@ func (d *fastDone) complete(err error) {
 
 // closeFastLocked closes the fast path, adopting the fast write in flight,
 // if any, as the write in flight of the locked path.
-func (w *Writable) closeFastLocked() {
+func (w *core[T]) closeFastLocked() {
 	for {
 		v := w.fast.Load()
 		if v&fastOpen == 0 {
@@ -215,6 +218,8 @@ func (w *Writable) closeFastLocked() {
 				n := fastLen(v)
 				w.call = &w.fastCall
 				w.adopted = n
+				w.accepted++
+				w.adoptedSeq = w.accepted
 				w.length += n
 				w.pendingCallbacks++
 			}
@@ -224,11 +229,12 @@ func (w *Writable) closeFastLocked() {
 }
 
 // maybeOpenFastLocked opens the fast path if the stream is idle: writable,
-// nothing buffered or in flight, not corked, no drain needed. Streams with a
+// nothing buffered or in flight, not corked, no drain needed, no Write
+// between its pieces (a fast Write would land among them). Streams with a
 // StallTimeout never open it (every call needs the timer).
-func (w *Writable) maybeOpenFastLocked() {
+func (w *core[T]) maybeOpenFastLocked() {
 	if w.fastMax == 0 || w.call != nil || w.buf.Len() > 0 || w.corked > 0 || w.needDrain ||
-		w.end != open || w.teardown != alive {
+		w.turn != nil || w.end != open || w.teardown != alive {
 		return
 	}
 	if v := w.fast.Load(); v&fastOpen == 0 {
@@ -237,7 +243,7 @@ func (w *Writable) maybeOpenFastLocked() {
 }
 
 // unlock reopens the fast path if the stream is idle, and unlocks.
-func (w *Writable) unlock() {
+func (w *core[T]) unlock() {
 	w.maybeOpenFastLocked()
 	w.mu.Unlock()
 }

@@ -315,7 +315,7 @@ func TestMisuseBlockedWriteUnblocked(t *testing.T) {
 		{desc: "Destroy(err)", unblock: func(w *stream.Writable) { w.Destroy(errors.New("boom")) }, wantErr: stream.ErrDestroyed},
 		{desc: "Destroy(nil)", unblock: func(w *stream.Writable) { w.Destroy(nil) }, wantErr: stream.ErrDestroyed},
 		// The rest of the blocked Write comes after End: a write after end,
-		// which also destroys the stream with ErrWriteAfterEnd.
+		// which fails alone (rule 7).
 		{desc: "Close", unblock: func(w *stream.Writable) { go w.Close() }, wantErr: stream.ErrWriteAfterEnd},
 	}
 	for _, tt := range tests {

@@ -538,10 +538,7 @@ func (m *model) reject(id int, err string, cb bool) {
 			m.q = append(m.q, ev)
 		}
 	}
-	if err == "WAE" && m.td == mAlive {
-		m.fail(err)
-		m.pump()
-	}
+	// DESIGN rule 7: a write after End fails alone (no H1 destroy).
 }
 
 // --- operations, each followed by the delivery of what it queued ---

@@ -26,6 +26,7 @@ func TestPanickingSinkDestroysTheStream(t *testing.T) {
 		t.Fatal("timed out waiting for the callback of the write whose sink panicked")
 	}
 	assert.ErrorIs(t, w.Close(), errSinkPanicked, "Close after the panic")
+	assert.EqualError(t, w.Err(), "stream: sink panicked (write): sink bug", "the error names the call and the panic's value")
 }
 
 // A panicking callback, once recovered by whoever called done, leaves the

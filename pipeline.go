@@ -106,8 +106,9 @@ func Pipeline(ctx context.Context, dst *Writable, srcs ...io.Reader) error {
 // returns at once.
 //
 // Unlike Node, which reports an error at the "error" event, Finished always
-// waits for "close": once it returns, w has released its sink. It must not
-// be called from a callback or event handler of w.
+// waits for "close": once it returns, w has released its sink. Called from
+// a callback or event handler of w it hangs forever (or until ctx is done),
+// since "close" runs after the handler returns.
 func Finished(ctx context.Context, w *Writable) error {
 	select {
 	case <-w.Done():

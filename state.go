@@ -12,10 +12,11 @@ import (
 // so its fields are consistent with each other, but the stream may have moved
 // on by the time the caller reads them.
 type State struct {
-	// Length is the number of bytes accepted and not yet completed by the
+	// Length is the number of bytes (for a WritableOf, units of its Size:
+	// items by default) accepted and not yet completed by the
 	// sink: buffered plus in flight (Node's writableLength).
 	Length int
-	// HighWaterMark is the stream's high-water mark in bytes.
+	// HighWaterMark is the stream's high-water mark, in the units of Length.
 	HighWaterMark int
 	// Buffered is the number of chunks waiting for the sink, not counting
 	// the ones in flight (Node's bufferedRequestCount).
@@ -25,6 +26,9 @@ type State struct {
 	// PendingCallbacks counts accepted writes whose callback, nil or not,
 	// has not run yet (Node's pendingcb).
 	PendingCallbacks int
+	// Dropped counts the items (chunks) that Overflow dropped at
+	// MaxBuffered since the stream was made.
+	Dropped int
 
 	// Writing reports whether a write or writev sink call is in flight.
 	// It is false while Final runs.
@@ -139,8 +143,8 @@ const (
 
 // completion is the done callback of one sink call. It is reused from call
 // to call so that handing done to the sink allocates nothing.
-type completion struct {
-	w     *Writable
+type completion[T any] struct {
+	w     *core[T]
 	fn    Callback // c.complete, bound once
 	phase atomic.Uint32
 	kind  callKind // guarded by w.mu
@@ -150,13 +154,13 @@ type completion struct {
 	settled bool
 }
 
-func (c *completion) init(w *Writable) {
+func (c *completion[T]) init(w *core[T]) {
 	c.w = w
 	c.fn = c.complete
 }
 
 // complete is the done callback handed to the sink.
-func (c *completion) complete(err error) {
+func (c *completion[T]) complete(err error) {
 	// Fast path: a successful completion before the sink function returned
 	// needs no lock; the dispatcher finishes the job.
 	if err == nil && c.phase.Load() == phaseInCall && c.phase.CompareAndSwap(phaseInCall, phaseSyncDone) {
@@ -195,7 +199,7 @@ func (c *completion) complete(err error) {
 
 // doneTwiceLocked handles a done for a call that is not in flight: called
 // twice, or late. The first call counted; this one is an error of the sink.
-func (w *Writable) doneTwiceLocked(c *completion) {
+func (w *core[T]) doneTwiceLocked(c *completion[T]) {
 	if c.kind != callDestroy {
 		w.destroyLocked(fmt.Errorf("%w (%v)", ErrMultipleCallback, c.kind))
 		w.pumpLocked()
@@ -210,25 +214,25 @@ func (w *Writable) doneTwiceLocked(c *completion) {
 // Writes run on the calling goroutine, the Destroy hook on a goroutine of
 // its own (see runHook). mu is held on entry and on return, but released
 // around each sink call.
-func (w *Writable) pumpLocked() { w.pump(false) }
+func (w *core[T]) pumpLocked() { w.pump(false) }
 
 // pump is pumpLocked. With mayUnlock, when it leaves a call pending and its
 // caller has no event to deliver, it returns false with mu released: on an
 // asynchronous sink's goroutine that saves a lock and unlock per chunk.
-func (w *Writable) pump(mayUnlock bool) (locked bool) {
+func (w *core[T]) pump(mayUnlock bool) (locked bool) {
 	for {
 		c, chunk := w.startLocked()
 		if c == nil {
 			return true
 		}
-		kind, chunks, err := c.kind, w.chunks, w.err
+		kind, batch, err := c.kind, w.batch, w.err
 		if kind == callDestroy {
 			go w.runHook(c, kind, err)
 			return true
 		}
 		nothingToDeliver := mayUnlock && (w.events.Len() == 0 || w.delivering)
 		w.mu.Unlock()
-		w.invoke(c, kind, chunk, chunks, err)
+		w.invoke(c, kind, chunk, batch, err)
 		// A load first: a synchronous sink leaves syncDone, and a failing
 		// CAS costs as much as a successful one.
 		if c.phase.Load() == phaseInCall && c.phase.CompareAndSwap(phaseInCall, phaseAwaiting) {
@@ -247,24 +251,27 @@ func (w *Writable) pump(mayUnlock bool) (locked bool) {
 }
 
 // invoke makes sink call c without the lock held. If the sink panics (or
-// calls runtime.Goexit), the call fails with errSinkPanicked, destroying the
-// stream, before the panic goes on up the caller's stack: the stream is
-// never left with a call in flight that nothing will complete.
-func (w *Writable) invoke(c *completion, kind callKind, chunk []byte, chunks [][]byte, err error) {
+// calls runtime.Goexit), the call fails with an error carrying the panic's
+// value, destroying the stream, before the panic goes on up the caller's
+// stack: the stream is never left with a call in flight that nothing will
+// complete.
+func (w *core[T]) invoke(c *completion[T], kind callKind, item T, batch []T, err error) {
 	returned := false
 	defer func() {
 		if !returned {
+			r := recover()
 			w.mu.Lock()
-			w.abandonLocked(c, fmt.Errorf("%w (%v)", errSinkPanicked, kind))
+			w.abandonLocked(c, sinkPanicError(kind, r))
 			w.scheduleLocked()
 			w.mu.Unlock()
+			repanic(r)
 		}
 	}()
 	switch kind {
 	case callWrite:
-		w.write(chunk, c.fn)
+		w.write(item, c.fn)
 	case callWritev:
-		w.writev(chunks, c.fn)
+		w.writev(batch, c.fn)
 	case callFinal:
 		w.final(c.fn)
 	case callDestroy:
@@ -275,9 +282,28 @@ func (w *Writable) invoke(c *completion, kind callKind, chunk []byte, chunks [][
 	returned = true
 }
 
+// sinkPanicError is the error of a sink call that panicked with r (nil for
+// runtime.Goexit): "stream: sink panicked (write): <r>".
+func sinkPanicError(kind callKind, r any) error {
+	if r == nil {
+		return fmt.Errorf("%w (%v): runtime.Goexit", errSinkPanicked, kind)
+	}
+	return fmt.Errorf("%w (%v): %v", errSinkPanicked, kind, r)
+}
+
+// repanic continues the panic that recover returned as r, once the stream
+// has recorded it. A nil r is runtime.Goexit (a nil panic value arrives as
+// *runtime.PanicNilError), which goes on by itself when the deferred
+// function returns.
+func repanic(r any) {
+	if r != nil {
+		panic(r)
+	}
+}
+
 // abandonLocked gives up on sink call c, unless it settled already, with
 // err as its result; its late done will be ignored.
-func (w *Writable) abandonLocked(c *completion, err error) {
+func (w *core[T]) abandonLocked(c *completion[T], err error) {
 	for {
 		ph := c.phase.Load()
 		if ph != phaseInCall && ph != phaseSyncDone && ph != phaseAwaiting || c.settled {
@@ -295,55 +321,117 @@ func (w *Writable) abandonLocked(c *completion, err error) {
 }
 
 // startLocked picks the next sink call, if one can start now, and marks it
-// in flight. For a write it also returns the chunk.
-func (w *Writable) startLocked() (*completion, []byte) {
+// in flight. For a write it also returns the item.
+func (w *core[T]) startLocked() (*completion[T], T) {
+	var item T
 	if w.call != nil || w.teardown >= closing {
-		return nil, nil
+		return nil, item
 	}
 	if w.teardown == destroying {
 		if !w.barrierReached {
-			return nil, nil // delivery has not caught up with the destroy yet
+			return nil, item // delivery has not caught up with the destroy yet
 		}
-		return w.startDestroyLocked(), nil
+		return w.startDestroyLocked(), item
 	}
 	var kind callKind
-	var chunk []byte
 	switch n := w.buf.Len(); {
-	case n > 0 && w.corked > 0:
-		return nil, nil
-	case n >= 2 && w.writev != nil:
-		kind = callWritev
-		w.inflight = n
-		for i := range n {
-			w.chunks = append(w.chunks, w.buf.At(i).chunk)
-		}
+	case n > 0 && (w.corked > 0 || w.lingerLocked(n)):
+		return nil, item
 	case n > 0:
-		kind = callWrite
-		w.inflight = 1
-		chunk = w.buf.Front().chunk
+		k := w.batchLenLocked(n)
+		w.inflight = k
+		if k == 1 && w.write != nil {
+			kind = callWrite
+			item = w.buf.Front().item
+			break
+		}
+		kind = callWritev
+		for i := range k {
+			w.batch = append(w.batch, w.buf.At(i).item)
+		}
+		if n > k {
+			w.lingerFrom = time.Time{} // the rest waited already: no linger
+		}
 	case w.end == ending:
 		// Every write completed. Final, or else "finish", comes next, but
 		// only after the callbacks already queued: the delivery of evFinal
 		// starts Final.
 		if w.final == nil {
 			w.end = finishing
-			w.events.PushBack(event{kind: evFinish})
+			w.events.PushBack(event[T]{kind: evFinish})
 		} else {
 			w.end = finalizing
-			w.events.PushBack(event{kind: evFinal})
+			w.events.PushBack(event[T]{kind: evFinal})
 		}
-		return nil, nil
+		return nil, item
 	default:
-		return nil, nil
+		return nil, item
 	}
 	c := w.nextCompletionLocked(kind)
 	w.beginLocked(c)
-	return c, chunk
+	return c, item
+}
+
+// batchLenLocked returns how many of the n waiting items the next sink call
+// takes: one without Writev, else every one up to MaxBatch items and
+// MaxBatchSize units, and at least one.
+func (w *core[T]) batchLenLocked(n int) int {
+	if w.writev == nil {
+		return 1
+	}
+	if w.maxBatch > 0 {
+		n = min(n, w.maxBatch)
+	}
+	if w.maxBatchSize > 0 {
+		units := w.buf.Front().size
+		k := 1
+		for ; k < n; k++ {
+			size := w.buf.At(k).size
+			if units+size > w.maxBatchSize {
+				break
+			}
+			units += size
+		}
+		n = k
+	}
+	return n
+}
+
+// lingerLocked reports whether the n items waiting for an idle sink should
+// wait for more (Options.Linger), and if so arms the linger timer for when
+// they must go. They go at once when the batch is full, when Length reached
+// the high-water mark, when someone waits (a write returned false, so a
+// producer may be in Wait or a blocked Write; a Flush), and at End or
+// Destroy.
+func (w *core[T]) lingerLocked(n int) bool {
+	if w.linger <= 0 || w.end != open || w.needDrain || len(w.flushes) > 0 || w.length >= w.hwm ||
+		w.maxBatch > 0 && n >= w.maxBatch || w.maxBatchSize > 0 && w.length >= w.maxBatchSize {
+		return false
+	}
+	wait := w.linger - time.Since(w.lingerFrom)
+	if wait <= 0 {
+		return false
+	}
+	if w.lingerTimer == nil {
+		w.lingerTimer = time.AfterFunc(wait, w.onLinger)
+	} else {
+		w.lingerTimer.Reset(wait)
+	}
+	return true
+}
+
+// onLinger runs when the linger timer fires: the waiting batch goes now,
+// on the timer's goroutine, unless it went meanwhile.
+func (w *core[T]) onLinger() {
+	w.mu.Lock()
+	w.pumpLocked()
+	w.deliverHereLocked()
+	w.unlock()
 }
 
 // nextCompletionLocked returns the next completion of the ring for a write,
 // writev or final call.
-func (w *Writable) nextCompletionLocked(kind callKind) *completion {
+func (w *core[T]) nextCompletionLocked(kind callKind) *completion[T] {
 	w.callSeq++
 	c := &w.completions[w.callSeq%uint64(len(w.completions))]
 	c.kind = kind
@@ -351,7 +439,7 @@ func (w *Writable) nextCompletionLocked(kind callKind) *completion {
 }
 
 // beginLocked marks c as the call in flight and arms the stall timer.
-func (w *Writable) beginLocked(c *completion) {
+func (w *core[T]) beginLocked(c *completion[T]) {
 	c.err = nil
 	c.settled = false
 	c.phase.Store(phaseInCall)
@@ -371,7 +459,7 @@ func (w *Writable) beginLocked(c *completion) {
 
 // startDestroyLocked fails the buffered writes and starts the Destroy hook:
 // the stream is destroyed and nothing is in flight any more.
-func (w *Writable) startDestroyLocked() *completion {
+func (w *core[T]) startDestroyLocked() *completion[T] {
 	w.teardown = closing
 	err := w.err
 	if err == nil {
@@ -379,10 +467,10 @@ func (w *Writable) startDestroyLocked() *completion {
 	}
 	for w.buf.Len() > 0 {
 		e, _ := w.buf.PopFront()
-		w.length -= len(e.chunk)
-		w.queueCallbackLocked(e.cb, err)
-		e.release()
+		w.length -= e.size
+		w.settleEntryLocked(&e, err)
 	}
+	w.flushDueLocked()
 	if w.destroyFn == nil {
 		w.closeLocked(nil)
 		return nil
@@ -397,7 +485,7 @@ func (w *Writable) startDestroyLocked() *completion {
 // settleLocked records the outcome of sink call c: it was completed by done
 // (before or after the sink function returned), or given up by the stall
 // timer. sync reports a completion inside the call that dispatched it.
-func (w *Writable) settleLocked(c *completion, err error, sync bool) {
+func (w *core[T]) settleLocked(c *completion[T], err error, sync bool) {
 	if w.stallFor == c {
 		w.stallFor = nil
 		w.timer.Stop()
@@ -420,7 +508,7 @@ func (w *Writable) settleLocked(c *completion, err error, sync bool) {
 			w.failLocked(err)
 		} else if w.end == finalizing {
 			w.end = finishing
-			w.events.PushBack(event{kind: evFinish})
+			w.events.PushBack(event[T]{kind: evFinish})
 		}
 	case callConstruct:
 		if err != nil {
@@ -432,31 +520,54 @@ func (w *Writable) settleLocked(c *completion, err error, sync bool) {
 // settleWriteLocked completes the entries of the write or writev call that
 // just settled. "drain" comes before their callbacks: decided now for an
 // asynchronous completion; for one inside a producer's call, checked when
-// the callbacks are delivered, as Node does in its after-write tick.
-func (w *Writable) settleWriteLocked(err error, sync bool) {
+// the callbacks are delivered, as Node does in its after-write tick. An
+// ItemErrors result gives each entry its own error and keeps the stream
+// alive; one of the wrong length destroys it with ErrBadItemErrors.
+func (w *core[T]) settleWriteLocked(err error, sync bool) {
 	for i := range w.inflight {
-		w.length -= len(w.buf.At(i).chunk)
+		w.length -= w.buf.At(i).size
+	}
+	perItem, ok := err.(ItemErrors)
+	switch {
+	case ok && len(perItem) == w.inflight:
+		err = nil
+	case ok:
+		err = fmt.Errorf("%w: %d errors for a batch of %d", ErrBadItemErrors, len(perItem), w.inflight)
+		perItem = nil
 	}
 	if err != nil {
 		w.failLocked(err)
 	} else if w.needDrain {
 		if sync {
-			w.events.PushBack(event{kind: evDrainCheck})
+			w.events.PushBack(event[T]{kind: evDrainCheck})
 		} else if w.drainDueLocked() {
 			w.clearNeedDrainLocked()
-			w.events.PushBack(event{kind: evDrain})
+			w.events.PushBack(event[T]{kind: evDrain})
 		}
 	}
-	for ; w.inflight > 0; w.inflight-- {
+	for i := 0; w.inflight > 0; i++ {
 		e, _ := w.buf.PopFront()
-		w.queueCallbackLocked(e.cb, err)
-		e.release()
+		w.inflight--
+		if perItem != nil {
+			err = perItem[i]
+		}
+		w.settleEntryLocked(&e, err)
 	}
-	clear(w.chunks)
-	w.chunks = w.chunks[:0]
-	if cap(w.chunks) > maxKeptChunks {
-		w.chunks = nil // do not hold a burst's slice
+	w.flushDueLocked()
+	clear(w.batch)
+	w.batch = w.batch[:0]
+	if cap(w.batch) > maxKeptChunks {
+		w.batch = nil // do not hold a burst's slice
 	}
+}
+
+// settleEntryLocked records the outcome of an accepted write that left the
+// buffer: its callback and OnWritten are queued, and the Flush calls that
+// wait for it learn its error.
+func (w *core[T]) settleEntryLocked(e *entry[T], err error) {
+	w.flushErrLocked(e.seq, err)
+	w.queueOutcomeLocked(e, err)
+	e.release()
 }
 
 // maxKeptChunks is the largest slice of chunks kept for the next Writev.
@@ -464,7 +575,7 @@ const maxKeptChunks = 4096
 
 // forgetSlabsInFlightLocked detaches the pooled buffers of the chunks in
 // flight from their entries, leaving them to the garbage collector.
-func (w *Writable) forgetSlabsInFlightLocked() {
+func (w *core[T]) forgetSlabsInFlightLocked() {
 	for i := range w.inflight {
 		w.buf.At(i).slab = nil
 	}
@@ -476,7 +587,7 @@ func (w *Writable) forgetSlabsInFlightLocked() {
 // that is the echo of the Destroy (an adapter's write cut short by
 // interrupt), which its callback gets, as buffered writes do, without
 // making it the stream's error.
-func (w *Writable) failLocked(err error) {
+func (w *core[T]) failLocked(err error) {
 	if w.err == nil && (w.teardown == alive || !errors.Is(err, ErrDestroyed)) {
 		w.err = err
 	}
@@ -485,7 +596,7 @@ func (w *Writable) failLocked(err error) {
 
 // destroyLocked marks the stream destroyed; the next pump starts the
 // Destroy hook once nothing is in flight. Only the first call counts.
-func (w *Writable) destroyLocked(err error) {
+func (w *core[T]) destroyLocked(err error) {
 	if w.teardown != alive {
 		return
 	}
@@ -494,7 +605,7 @@ func (w *Writable) destroyLocked(err error) {
 	if err != nil && w.err == nil {
 		w.err = err
 	}
-	w.events.PushBack(event{kind: evHookBarrier})
+	w.events.PushBack(event[T]{kind: evHookBarrier})
 	w.wakeReadyLocked()
 	if w.interrupt != nil && w.call != nil {
 		w.interrupt(w.err)
@@ -502,7 +613,7 @@ func (w *Writable) destroyLocked(err error) {
 }
 
 // closeLocked records the Destroy hook's done and queues the last events.
-func (w *Writable) closeLocked(err error) {
+func (w *core[T]) closeLocked(err error) {
 	w.teardown = closed
 	if err != nil && w.err == nil {
 		w.err = err
@@ -514,15 +625,18 @@ func (w *Writable) closeLocked(err error) {
 		w.timer.Stop()
 		w.stallFor = nil
 	}
-	if w.err != nil {
-		w.events.PushBack(event{kind: evError, err: w.err})
+	if w.lingerTimer != nil {
+		w.lingerTimer.Stop()
 	}
-	w.events.PushBack(event{kind: evClose})
+	if w.err != nil {
+		w.events.PushBack(event[T]{kind: evError, err: w.err})
+	}
+	w.events.PushBack(event[T]{kind: evClose})
 }
 
 // lateErrLocked returns the error a write gets now, or nil if the stream
 // accepts writes. As in Node, End takes precedence over Destroy.
-func (w *Writable) lateErrLocked() error {
+func (w *core[T]) lateErrLocked() error {
 	switch {
 	case w.end != open:
 		return ErrWriteAfterEnd
@@ -535,21 +649,21 @@ func (w *Writable) lateErrLocked() error {
 	}
 }
 
-// rejectLocked fails a late write: its callback gets err, and a write after
-// End destroys the stream with ErrWriteAfterEnd (Node's errorOrDestroy).
-func (w *Writable) rejectLocked(err error, cb Callback) {
-	switch {
-	case cb == nil:
-	case w.teardown != alive && !w.barrierPassed:
+// rejectLocked fails a late write of item: its callback and OnWritten get
+// err, and nothing else changes. Unlike Node (spec H1), a write after End
+// does not destroy the stream: a Go writer racing a shutdown must not cost
+// the data accepted before End (DESIGN rule 7).
+func (w *core[T]) rejectLocked(err error, item T, cb Callback) {
+	if cb == nil && w.onWritten == nil {
+		return
+	}
+	ev := event[T]{kind: evCallback, cb: cb, err: err, item: item, written: w.onWritten != nil}
+	if w.teardown != alive && !w.barrierPassed {
 		// Not held behind the destroy barrier: a late write does not wait
 		// for the write in flight (Node calls it back on the next tick).
-		w.late.PushBack(event{kind: evCallback, cb: cb, err: err})
-	default:
-		w.events.PushBack(event{kind: evCallback, cb: cb, err: err})
-	}
-	if err == ErrWriteAfterEnd && w.teardown == alive {
-		w.failLocked(err)
-		w.pumpLocked()
+		w.late.PushBack(ev)
+	} else {
+		w.events.PushBack(ev)
 	}
 	w.scheduleLocked()
 }
@@ -557,7 +671,7 @@ func (w *Writable) rejectLocked(err error, cb Callback) {
 // belowHighWaterLocked computes WriteChunk's result: whether the buffered
 // length is under the high-water mark (or zero) and the stream alive. A
 // false for length sets needDrain (Node's rule C3).
-func (w *Writable) belowHighWaterLocked() bool {
+func (w *core[T]) belowHighWaterLocked() bool {
 	ok := w.length < w.hwm || w.length == 0
 	if !ok {
 		w.needDrain = true
@@ -565,19 +679,20 @@ func (w *Writable) belowHighWaterLocked() bool {
 	return ok && w.teardown == alive
 }
 
-// drainDueLocked reports whether "drain" is due now (Node's rule D1).
-func (w *Writable) drainDueLocked() bool {
-	return w.needDrain && w.length == 0 && w.end == open && w.teardown == alive
+// drainDueLocked reports whether "drain" is due now (Node's rule D1, at
+// LowWaterMark rather than only at zero).
+func (w *core[T]) drainDueLocked() bool {
+	return w.needDrain && w.length <= w.lwm && w.end == open && w.teardown == alive
 }
 
-func (w *Writable) clearNeedDrainLocked() {
+func (w *core[T]) clearNeedDrainLocked() {
 	w.needDrain = false
 	w.wakeReadyLocked()
 }
 
 // readyLocked returns Ready's channel: closed unless a drain is needed, in
 // which case one channel per drain episode, made on first demand.
-func (w *Writable) readyLocked() chan struct{} {
+func (w *core[T]) readyLocked() chan struct{} {
 	if !w.needDrain || w.end != open || w.teardown != alive {
 		return closedChan
 	}
@@ -589,7 +704,7 @@ func (w *Writable) readyLocked() chan struct{} {
 
 // wakeReadyLocked releases every goroutine waiting on Ready: the drain
 // episode ended, or the stream ended or was destroyed.
-func (w *Writable) wakeReadyLocked() {
+func (w *core[T]) wakeReadyLocked() {
 	if w.drainCh != nil {
 		close(w.drainCh)
 		w.drainCh = nil
@@ -604,8 +719,9 @@ func (w *Writable) wakeReadyLocked() {
 // concurrently with the stream's own callbacks and events. The events
 // queued behind the Destroy hook's barrier wait until it has returned;
 // then this goroutine delivers them.
-func (w *Writable) runHook(c *completion, kind callKind, err error) {
-	w.invoke(c, kind, nil, nil, err)
+func (w *core[T]) runHook(c *completion[T], kind callKind, err error) {
+	var none T
+	w.invoke(c, kind, none, nil, err)
 	w.mu.Lock()
 	if kind == callDestroy {
 		w.hookRunning = false
@@ -621,7 +737,7 @@ func (w *Writable) runHook(c *completion, kind callKind, err error) {
 
 // onStall runs when the stall timer fires: the call it was armed for, if
 // still pending, is given up with ErrStalled, which destroys the stream.
-func (w *Writable) onStall() {
+func (w *core[T]) onStall() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	c := w.stallFor

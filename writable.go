@@ -2,13 +2,8 @@ package stream
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/streamkit/stream/internal/ring"
 )
 
 // Callback receives the outcome of a write or of a sink call: nil on
@@ -62,11 +57,45 @@ type Options struct {
 	// ("every asynchronous write returns false") is written as 1.
 	HighWaterMark int
 
+	// LowWaterMark is the buffered length, in bytes, at or below which
+	// "drain" fires (and Wait and Ready return) after a write returned
+	// false. 0 (the default) means at empty, as in Node.
+	LowWaterMark int
+
+	// MaxBuffered, if positive, is a hard cap on the buffered length in
+	// bytes; it must not be below the high-water mark. A WriteChunk that
+	// would exceed it is handled as Overflow says; Write, WriteString and
+	// ReadFrom never drop bytes: they wait for room instead. A chunk larger
+	// than MaxBuffered is taken only into an empty stream.
+	MaxBuffered int
+
+	// Overflow is what WriteChunk does at MaxBuffered: DropNewest (the
+	// default) fails the new chunk with ErrDropped; DropOldest evicts the
+	// oldest waiting chunks (never one in flight) with ErrDropped.
+	Overflow Overflow
+
 	// Writev, if set, receives all buffered chunks in one call whenever two
 	// or more are buffered when the sink becomes free (after Uncork, or
-	// while a write was in flight). A single chunk always goes to the
-	// WriteFunc.
+	// while a write was in flight), up to MaxBatch and MaxBatchSize. A
+	// single chunk always goes to the WriteFunc. Writev may complete with
+	// an ItemErrors to fail some chunks without failing the stream.
 	Writev WritevFunc
+
+	// MaxBatch, if positive, caps the chunks of one Writev call; 0 (the
+	// default) takes every waiting chunk, as Node does.
+	MaxBatch int
+
+	// MaxBatchSize, if positive, caps the bytes of one Writev call (a
+	// single chunk larger than it still goes alone); 0 means no cap.
+	MaxBatchSize int
+
+	// Linger, if positive (and Writev is set), lets a partial batch wait
+	// while the sink is idle, at most Linger after its first chunk was
+	// accepted, for more chunks to join it. The batch goes at once when it
+	// is full (MaxBatch, MaxBatchSize), at the high-water mark, when a
+	// producer waits (a write returned false) or flushes, and at End or
+	// Destroy. One timer per stream.
+	Linger time.Duration
 
 	// Final, if set, runs after End once every write has completed, before
 	// "finish".
@@ -100,11 +129,31 @@ const DefaultHighWaterMark = 16 * 1024
 // one call at a time, with a high-water mark that signals backpressure, and
 // a life cycle that ends in "finish" and "close".
 //
-// A Writable must be created with [NewWritable]; the zero value is not
-// usable. It is safe for concurrent use by any number of goroutines. It must
-// be ended ([Writable.End], [Writable.Close]) or destroyed
-// ([Writable.Destroy]) to release its sink; once [Writable.Done] is closed
-// it holds no goroutine.
+// A Writable must be created with [NewWritable]; every method of the zero
+// value panics. It is safe for concurrent use by any number of goroutines:
+// what is atomic is one Write, WriteString or ReadFrom call (its bytes reach
+// the sink in order, never interleaved with another Write's) and one
+// WriteChunk's chunk. Chunks of different goroutines reach the sink in the
+// order the stream accepted them; a WriteChunk may land between the pieces
+// of a Write larger than its piece size. It must be ended ([Writable.End],
+// [Writable.Close]) or destroyed ([Writable.Destroy]) to release its sink;
+// once [Writable.Done] is closed it holds no goroutine of its own (an
+// adapter's writer stuck in a call that cannot be interrupted is the one
+// exception: see [FromWriter]).
+//
+// # When a call takes time
+//
+// No method waits for the sink except those that say they wait (Write,
+// WriteString and ReadFrom under backpressure, Wait, Flush, Close). But the
+// stream runs a sink call on the goroutine that finds the sink free, as
+// Node does: WriteChunk, Write, End, Uncork and Flush run the WriteFunc (or
+// Writev) inline when the sink is idle, and with a sink that completes
+// synchronously they go on with the chunks buffered meanwhile, by this or
+// other goroutines, until the buffer is empty. So with a synchronous sink
+// that takes 20 ms per call, an End with five chunks buffered returns after
+// about 100 ms. A sink that completes later (done from its own goroutine)
+// makes these calls return at once; Final, Construct and the Destroy hook
+// always run on goroutines of their own.
 //
 //	w := stream.NewWritable(func(chunk []byte, done stream.Callback) {
 //		_, err := os.Stdout.Write(chunk)
@@ -115,91 +164,18 @@ const DefaultHighWaterMark = 16 * 1024
 //		log.Fatal(err)
 //	}
 type Writable struct {
-	write     WriteFunc
-	writev    WritevFunc
-	final     FinalFunc
-	destroyFn DestroyFunc
-	construct ConstructFunc
-	hwm       int
-	piece     int // size of the pieces Write and ReadFrom copy into
-	stall     time.Duration
+	core[[]byte]
 
-	done chan struct{} // closed after the close handlers returned
-
-	// interrupt, if set (by an adapter, right after NewWritable), is called
-	// once when the stream is destroyed, under the lock, to unblock a sink
-	// call that would otherwise keep the Destroy hook waiting (a write stuck
-	// on a socket, say). It must not block or call into the stream.
-	interrupt func(err error)
-
-	// fastMax bounds the length of a fast write (see fast.go); 0 disables
-	// the fast path. fastDones are its done functions, used in turn, and
-	// fastCall stands for an adopted fast write in w.call.
-	fastMax   int
-	fastDones [8]fastDone
-	fastCall  completion
-	fast      atomic.Uint64
+	piece int // size of the pieces Write and ReadFrom copy into
 	// fastCopy is the copy buffer of Write's fast writes, owned by whoever
 	// holds fastBusy. It stays with the stream, so it is small: larger
 	// Writes copy into pooled slabs, which go back to the pool once written.
 	fastCopy []byte
-
-	// completions are reused round-robin by write, writev and final calls,
-	// so a stale done is recognised for the last len(completions)-1 calls.
-	completions [8]completion
-	hookCall    completion // the Destroy hook's
-	initCall    completion // Construct's
-
-	mu sync.Mutex // guards the fields below
-
-	end      endState
-	teardown teardown
-	err      error // first error, sticky
-
-	length           int              // bytes buffered + in flight
-	buf              ring.Ring[entry] // accepted, in flight or waiting for the sink
-	corked           int
-	pendingCallbacks int
-	needDrain        bool          // a write returned false; cleared by "drain"
-	drainCh          chan struct{} // made by Ready while needDrain; closed when it clears
-
-	// adopted is the length of the fast write in flight adopted by the
-	// locked path (w.call == &w.fastCall), and fastErr the result of its done
-	// if that came while its WriteFunc was still running.
-	adopted int
-	fastErr error
-
-	// call is the sink call in flight (write, writev, final or construct),
-	// nil if none. The first inflight entries of buf are the chunks of a
-	// write or writev call in flight; chunks holds the slices handed to
-	// Writev, reused.
-	call     *completion
-	inflight int
-	chunks   [][]byte
-	callSeq  uint64
-	stallFor *completion // the call the stall timer is armed for
-	stallAt  time.Time   // when stallFor stalls
-	timer    *time.Timer
-	stopCtx  func() bool
-
-	events     ring.Ring[event]
-	delivering bool // a goroutine is running deliverLocked
-	// barrierReached, hookRunning and barrierPassed track the destroy
-	// barrier (see evHookBarrier): delivery has reached it; the Destroy hook
-	// was started and has not returned yet; delivery went past it. Until
-	// then, the callbacks of late writes wait in late, which is delivered
-	// at the barrier rather than behind it.
-	barrierReached bool
-	hookRunning    bool
-	barrierPassed  bool
-	late           ring.Ring[event]
-
-	nextHandlerID uint64
-	onDrain       handlerList[func()]
-	onFinish      handlerList[func()]
-	onClose       handlerList[func()]
-	onError       handlerList[func(error)]
 }
+
+// writableName names the type in the panics of a Writable not made by
+// NewWritable.
+const writableName = "Writable"
 
 var (
 	_ io.Writer       = (*Writable)(nil)
@@ -216,80 +192,54 @@ var closedChan = func() chan struct{} {
 }()
 
 // NewWritable returns a stream that hands accepted chunks to write, one call
-// at a time, configured by opts. It panics if write is nil or
-// opts.HighWaterMark is negative.
+// at a time, configured by opts. It panics if write is nil, an option is
+// negative, or opts.MaxBuffered is below the high-water mark, naming the
+// field.
 func NewWritable(write WriteFunc, opts Options) *Writable {
 	if write == nil {
 		panic("stream: NewWritable: nil WriteFunc")
-	}
-	if opts.HighWaterMark < 0 {
-		panic(fmt.Sprintf("stream: NewWritable: negative Options.HighWaterMark %d", opts.HighWaterMark))
 	}
 	hwm := opts.HighWaterMark
 	if hwm == 0 {
 		hwm = DefaultHighWaterMark
 	}
-	w := &Writable{
-		write:     write,
-		writev:    opts.Writev,
-		final:     opts.Final,
-		destroyFn: opts.Destroy,
-		construct: opts.Construct,
-		hwm:       hwm,
-		piece:     pieceSize(hwm),
-		stall:     opts.StallTimeout,
-		done:      make(chan struct{}),
-	}
-	for i := range w.completions {
-		w.completions[i].init(w)
-	}
-	w.hookCall.init(w)
-	w.initCall.init(w)
-	w.fastCall.init(w)
-	w.fastCall.kind = callWrite
-	for i := range w.fastDones {
-		d := &w.fastDones[i]
-		d.w, d.gen = w, uint64(i)
-		d.fn = d.complete
-	}
-	if w.stall <= 0 {
-		w.fastMax = maxFastLen
-	}
-	if w.construct != nil {
-		w.call = &w.initCall
-		w.initCall.kind = callConstruct
-		w.beginLocked(&w.initCall) // no other goroutine has w yet
-	}
-	if ctx := opts.Context; ctx != nil {
-		if ctx.Err() != nil {
-			w.mu.Lock()
-			w.destroyLocked(context.Cause(ctx))
-			w.pumpLocked()
-			w.scheduleLocked()
-			w.mu.Unlock()
-		} else {
-			w.stopCtx = context.AfterFunc(ctx, func() { w.Destroy(context.Cause(ctx)) })
-		}
-	}
-	w.mu.Lock()
-	w.unlock() // opens the fast path, unless constructing or destroyed
-	if w.construct != nil {
-		go w.runHook(&w.initCall, callConstruct, nil)
-	}
+	marks{opts.HighWaterMark, opts.LowWaterMark, opts.MaxBuffered, opts.MaxBatch, opts.MaxBatchSize}.
+		check("NewWritable", "Options", hwm)
+	w := &Writable{piece: pieceSize(hwm)}
+	w.init(settings[[]byte]{
+		write:        write,
+		writev:       opts.Writev,
+		final:        opts.Final,
+		destroy:      opts.Destroy,
+		construct:    opts.Construct,
+		hwm:          hwm,
+		lwm:          opts.LowWaterMark,
+		maxBuffered:  opts.MaxBuffered,
+		overflow:     opts.Overflow,
+		maxBatch:     opts.MaxBatch,
+		maxBatchSize: opts.MaxBatchSize,
+		linger:       opts.Linger,
+		stall:        opts.StallTimeout,
+		ctx:          opts.Context,
+	})
 	return w
 }
 
-// WriteChunk is Node's write(): it accepts chunk and never blocks. The
-// stream takes ownership of chunk until cb runs; the sink receives this very
-// slice, as one chunk. cb, which may be nil, runs once with the outcome of
-// the write, never inside WriteChunk.
+// WriteChunk is Node's write(): it accepts chunk without waiting for room.
+// The stream takes ownership of chunk until cb runs; the sink receives this
+// very slice, as one chunk. cb, which may be nil, runs once with the outcome
+// of the write, never inside WriteChunk. If the sink is free, WriteChunk
+// makes the sink call itself, so it takes as long as a synchronous
+// WriteFunc does (see "When a call takes time" on [Writable]).
 //
 // WriteChunk returns false when the buffered length has reached the
-// high-water mark (or the stream is destroyed): the caller should wait for
-// [Writable.Ready] before writing more. The chunk is accepted either way.
+// high-water mark (or the stream is ended or destroyed): the caller should
+// call [Writable.Wait] before writing more. The chunk is accepted either
+// way, unless the stream is ended or destroyed.
 //
-// After End, cb gets ErrWriteAfterEnd and the stream is destroyed with it;
-// after Destroy, cb gets an error matching ErrDestroyed (and the
+// After End, cb gets ErrWriteAfterEnd and nothing else changes: the stream
+// still finishes what it accepted before End (unlike Node, which destroys
+// it). After Destroy, cb gets an error matching ErrDestroyed (and the
 // destroying error, if any).
 func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
 	if cb == nil {
@@ -297,27 +247,8 @@ func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
 			return w.writeFast(chunk, v)
 		}
 	}
-	w.mu.Lock()
-	w.closeFastLocked()
-	if err := w.lateErrLocked(); err != nil {
-		w.rejectLocked(err, cb)
-		w.mu.Unlock()
-		return false
-	}
-	w.length += len(chunk)
-	w.pendingCallbacks++
-	w.buf.PushBack(entry{chunk: chunk, cb: cb})
-	w.pumpLocked()
-	ok := w.belowHighWaterLocked()
-	w.scheduleLocked()
-	if cb != nil {
-		// Writes with callbacks take the lock anyway; reopening the fast
-		// path after each would only add two atomics per write.
-		w.mu.Unlock()
-	} else {
-		w.unlock()
-	}
-	return ok
+	w.checkMade(writableName)
+	return w.writeChunk(chunk, len(chunk), cb)
 }
 
 // Write implements io.Writer. It copies p into the stream, in pieces of
@@ -338,10 +269,16 @@ func (w *Writable) WriteString(s string) (int, error) {
 }
 
 // writeCopy is Write for both byte slices and strings.
-func writeCopy[S []byte | string](w *Writable, p S) (int, error) {
-	n := 0
+//
+// A Write is contiguous: its bytes are never interleaved with another
+// Write's. Each round accepts as much of p as the high-water mark allows in
+// one critical section (filling the buffered tail, then new pieces); a
+// Write that needs more than one round holds the write turn (w.turn) until
+// it is done, and other Writes wait for it.
+func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 	if len(p) == 0 {
 		// Nothing to accept, but a late Write still reports the error.
+		w.checkMade(writableName)
 		w.mu.Lock()
 		err := w.lateErrLocked()
 		w.mu.Unlock()
@@ -359,46 +296,103 @@ func writeCopy[S []byte | string](w *Writable, p S) (int, error) {
 			return k, nil
 		}
 	}
+	w.checkMade(writableName)
+	held := false
+	defer func() {
+		if held {
+			w.releaseTurn()
+		}
+	}()
 	// Once all of p is accepted Write succeeds, even if the sink failed on
 	// it synchronously: the error is the next call's.
 	for len(p) > 0 {
 		w.mu.Lock()
 		w.closeFastLocked()
 		if err := w.lateErrLocked(); err != nil {
-			w.rejectLocked(err, nil)
 			w.mu.Unlock()
 			return n, err
 		}
-		if w.needDrain {
-			ch := w.readyLocked()
+		if ch := w.waitChanLocked(held); ch != nil {
 			w.mu.Unlock()
 			<-ch
 			continue
 		}
-		var k int
-		if tail := w.bufferedTailLocked(); tail != nil && tail.room() > 0 {
-			k = min(len(p), tail.room())
-			tail.chunk = append(tail.chunk, p[:k]...)
-		} else {
-			s := getSlab(w.piece)
-			k = copy(s.buf, p)
-			w.pendingCallbacks++
-			w.buf.PushBack(entry{chunk: s.buf[:k], slab: s})
+		k := acceptCopyLocked(w, p)
+		n += k
+		p = p[k:]
+		if len(p) > 0 && !held {
+			w.turn = make(chan struct{})
+			held = true
 		}
-		w.length += k
 		w.pumpLocked()
 		w.belowHighWaterLocked()
 		w.scheduleLocked()
 		w.unlock()
-		n += k
-		p = p[k:]
 	}
 	return n, nil
 }
 
+// waitChanLocked returns what a Write or ReadFrom must wait on before it
+// may accept bytes: another call's write turn (unless held reports that
+// the caller holds it), or Ready while the stream needs drain. It returns
+// nil if the caller may go on now.
+func (w *Writable) waitChanLocked(held bool) <-chan struct{} {
+	switch {
+	case w.turn != nil && !held:
+		return w.turn
+	case w.needDrain:
+		w.pumpLocked() // a lingering batch goes now: someone waits
+		w.scheduleLocked()
+		return w.readyLocked()
+	}
+	return nil
+}
+
+// acceptCopyLocked copies as much of p into the buffer as one round of a
+// Write may take: the room left in the buffered tail, then whole pieces
+// while the buffered length is under the high-water mark (at least one).
+// It returns the number of bytes accepted.
+//
+// With MaxBuffered set it takes no more than leaves Length at the cap
+// (something, though, if the stream is empty), and returns 0 with needDrain
+// set when the cap leaves no room: the Write then waits for "drain".
+func acceptCopyLocked[S []byte | string](w *Writable, p S) int {
+	limit := len(p)
+	if w.maxBuffered > 0 && w.length > 0 {
+		limit = min(limit, max(w.maxBuffered-w.length, 0))
+		if limit == 0 {
+			w.needDrain = true
+			return 0
+		}
+	}
+	n := 0
+	if tail := w.bufferedTailLocked(); tail != nil && tailRoom(tail) > 0 {
+		n = min(limit, tailRoom(tail))
+		tail.item = append(tail.item, p[:n]...)
+		tail.size += n
+		w.length += n
+	}
+	for n < limit && (n == 0 || w.length < w.hwm) {
+		s := getSlab(w.piece)
+		k := copy(s.buf[:min(len(s.buf), limit-n)], p[n:])
+		w.acceptLocked(s.buf[:k], k, nil, s)
+		n += k
+	}
+	return n
+}
+
+// releaseTurn ends the write turn of a Write or ReadFrom, waking the Writes
+// that wait for it.
+func (w *Writable) releaseTurn() {
+	w.mu.Lock()
+	close(w.turn)
+	w.turn = nil
+	w.unlock()
+}
+
 // bufferedTailLocked returns the last buffered entry, or nil if every entry
 // is in flight.
-func (w *Writable) bufferedTailLocked() *entry {
+func (w *Writable) bufferedTailLocked() *entry[[]byte] {
 	if w.buf.Len() == w.inflight {
 		return nil
 	}
@@ -408,23 +402,29 @@ func (w *Writable) bufferedTailLocked() *entry {
 // ReadFrom implements io.ReaderFrom: it reads r until EOF into buffers of
 // its own and accepts what it reads, blocking while the stream needs drain.
 // It returns the number of bytes accepted and the first error other than
-// io.EOF, from r or from the stream. It does not end the stream.
-func (w *Writable) ReadFrom(r io.Reader) (int64, error) {
-	var total int64
+// io.EOF, from r or from the stream. It does not end the stream. Like a
+// Write, it is contiguous: other Writes wait until it returns.
+func (w *Writable) ReadFrom(r io.Reader) (total int64, err error) {
+	w.checkMade(writableName)
 	var s *slab
+	held := false
 	defer func() {
 		if s != nil {
 			putSlab(s)
 		}
+		if held {
+			w.releaseTurn()
+		}
 	}()
 	for {
-		if err := w.waitReady(); err != nil {
+		room, err := w.waitTurn(&held)
+		if err != nil {
 			return total, err
 		}
 		if s == nil {
 			s = getSlab(w.piece)
 		}
-		n, rerr := r.Read(s.buf)
+		n, rerr := r.Read(s.buf[:min(room, len(s.buf))])
 		if n > 0 {
 			kept, err := w.acceptRead(s, n)
 			if kept {
@@ -444,21 +444,33 @@ func (w *Writable) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// waitReady blocks while the stream needs drain and returns the error a
-// write would get now, if any.
-func (w *Writable) waitReady() error {
+// waitTurn blocks until the caller holds the write turn (*held says whether
+// it does already) and the stream does not need drain, and returns how many
+// bytes MaxBuffered leaves room for, or the error a write would get now.
+func (w *Writable) waitTurn(held *bool) (room int, err error) {
 	for {
 		w.mu.Lock()
 		if err := w.lateErrLocked(); err != nil {
-			w.rejectLocked(err, nil)
 			w.mu.Unlock()
-			return err
+			return 0, err
 		}
-		if !w.needDrain {
+		room = w.piece
+		if w.maxBuffered > 0 && w.length > 0 {
+			room = w.maxBuffered - w.length
+			if room <= 0 {
+				w.needDrain = true
+			}
+		}
+		ch := w.waitChanLocked(*held)
+		if ch == nil {
+			if !*held {
+				w.closeFastLocked()
+				w.turn = make(chan struct{})
+				*held = true
+			}
 			w.mu.Unlock()
-			return nil
+			return room, nil
 		}
-		ch := w.readyLocked()
 		w.mu.Unlock()
 		<-ch
 	}
@@ -473,61 +485,87 @@ func (w *Writable) acceptRead(s *slab, n int) (kept bool, err error) {
 	defer w.unlock()
 	w.closeFastLocked()
 	if err := w.lateErrLocked(); err != nil {
-		w.rejectLocked(err, nil)
 		return false, err
 	}
-	if tail := w.bufferedTailLocked(); tail != nil && tail.room() >= n && 2*n < len(s.buf) {
-		tail.chunk = append(tail.chunk, s.buf[:n]...)
+	if tail := w.bufferedTailLocked(); tail != nil && tailRoom(tail) >= n && 2*n < len(s.buf) {
+		tail.item = append(tail.item, s.buf[:n]...)
+		tail.size += n
+		w.length += n
 	} else {
-		w.pendingCallbacks++
-		w.buf.PushBack(entry{chunk: s.buf[:n], slab: s})
+		w.acceptLocked(s.buf[:n], n, nil, s)
 		kept = true
 	}
-	w.length += n
 	w.pumpLocked()
 	w.belowHighWaterLocked()
 	w.scheduleLocked()
 	return kept, nil
 }
 
+// Wait blocks until the stream can take more writes without exceeding its
+// high-water mark, and returns nil then: at once if no write returned false
+// since the last "drain", else at the next "drain". It returns the error a
+// write would get now as soon as the stream is ended, destroyed or errored
+// (ErrWriteAfterEnd, or an error matching ErrDestroyed and the cause), and
+// context.Cause(ctx) if ctx is done first. It is the blocking twin of
+// [Writable.Ready]:
+//
+//	if !w.WriteChunk(chunk, nil) {
+//		if err := w.Wait(ctx); err != nil {
+//			return err
+//		}
+//	}
+//
+// Unlike a loop on <-w.Ready(), which spins on a dead stream (Ready is
+// closed, WriteChunk returns false), this loop ends with the stream's
+// error. Wait must not be called from a callback or event handler of the
+// same stream while it needs drain: "drain" runs after the handler
+// returns, so the call would hang forever (or until ctx is done).
+func (w *Writable) Wait(ctx context.Context) error {
+	w.checkMade(writableName)
+	return w.wait(ctx)
+}
+
+// Flush sends everything the stream has buffered and waits until every
+// write accepted before the call has its outcome: it uncorks the stream
+// fully, and returns once the callbacks of those writes have run. It
+// returns nil if they all succeeded, else the first of their errors; on a
+// stream that is ended, destroyed or errored, the error a write would get
+// (after those callbacks); or context.Cause(ctx) if ctx is done first.
+// Flush does not end the stream: writes may go on, from other goroutines
+// too, and are not waited for. It is what a logger's Sync needs.
+//
+// Flush must not be called from a callback or event handler of the same
+// stream: the callbacks it waits for run after the handler returns, so it
+// would hang forever (or until ctx is done).
+func (w *Writable) Flush(ctx context.Context) error {
+	w.checkMade(writableName)
+	return w.flush(ctx)
+}
+
 // End signals that no more data will be written: it uncorks the stream
 // fully, lets the buffered chunks flush, runs Final, emits "finish" once
 // every write callback has run, then runs the Destroy hook and emits
-// "close". End does not wait; use Close or Done for that. Calling End again
-// is harmless. Writes after End fail with ErrWriteAfterEnd.
+// "close". End does not wait for an asynchronous sink; use Close or Done
+// for that. With a sink that completes synchronously it flushes the buffer
+// inline (see "When a call takes time" on [Writable]). Calling End again is
+// harmless. Writes after End fail with ErrWriteAfterEnd, alone: what was
+// accepted before End still reaches the sink.
 func (w *Writable) End() {
-	w.mu.Lock()
-	w.closeFastLocked()
-	w.corked = 0
-	if w.end == open && w.err == nil {
-		w.end = ending
-		w.wakeReadyLocked()
-	}
-	w.pumpLocked()
-	w.scheduleLocked()
-	w.mu.Unlock()
+	w.checkMade(writableName)
+	w.endStream()
 }
 
 // Close ends the stream and waits until it has closed. It returns nil only
 // if the stream finished: every accepted byte reached the sink, Final and
 // the Destroy hook succeeded. Otherwise it returns the stream's error, or
 // ErrDestroyed if Destroy(nil) cut the stream short. Close is idempotent
-// and safe to call from many goroutines, but must not be called from a
-// callback or event handler of the same stream: it waits for events that
-// run after them.
+// and safe to call from many goroutines. Called from a callback or event
+// handler of the same stream, it hangs forever: it waits for "close", which
+// runs after the handler returns. The same holds for [Finished] and
+// <-[Writable.Done].
 func (w *Writable) Close() error {
-	w.End()
-	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch {
-	case w.err != nil:
-		return w.err
-	case w.end == finished:
-		return nil
-	default:
-		return ErrDestroyed
-	}
+	w.checkMade(writableName)
+	return w.closeStream()
 }
 
 // Destroy tears the stream down without waiting for buffered data: writes
@@ -538,62 +576,110 @@ func (w *Writable) Close() error {
 // the first Destroy has an effect. Destroy does not wait; Done is closed
 // after "close".
 func (w *Writable) Destroy(err error) {
-	w.mu.Lock()
-	w.destroyLocked(err)
-	w.pumpLocked()
-	w.scheduleLocked()
-	w.mu.Unlock()
+	w.checkMade(writableName)
+	w.destroy(err)
 }
 
 // Ready returns a channel that is closed when the stream can take more
 // writes without exceeding its high-water mark: at once if no drain is
 // needed, else at the next "drain". It is also closed when the stream ends
 // or is destroyed, so a waiter is never stranded; its next write then
-// returns the error. Waiting on Ready after WriteChunk returned false is
-// the Go form of Node's once('drain').
+// returns the error. Ready is for select loops; a producer that only
+// waits should call [Writable.Wait], which also returns the stream's error:
+// a loop on <-Ready() alone keeps writing to a dead stream.
 func (w *Writable) Ready() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.readyLocked()
+	w.checkMade(writableName)
+	return w.ready()
 }
 
 // Done returns a channel that is closed after "close": the stream has
 // released its sink, every callback has run and the close handlers have
-// returned.
-func (w *Writable) Done() <-chan struct{} { return w.done }
+// returned. Waiting on it from a callback or handler of the same stream
+// hangs forever.
+func (w *Writable) Done() <-chan struct{} {
+	w.checkMade(writableName)
+	return w.done
+}
 
 // Err returns the stream's first error: nil if it has none. A Destroy(nil)
 // leaves it nil.
 func (w *Writable) Err() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
+	w.checkMade(writableName)
+	return w.errOf()
 }
 
 // State returns a snapshot of the stream's state.
 func (w *Writable) State() State {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	length, pending := w.length, w.pendingCallbacks
-	writing := w.call != nil && (w.call.kind == callWrite || w.call.kind == callWritev)
-	if v := w.fast.Load(); v&(fastOpen|fastBusy) == fastOpen|fastBusy {
-		length += fastLen(v) // a fast write in flight, not adopted
-		pending++
-		writing = true
+	w.checkMade(writableName)
+	return w.state()
+}
+
+// Cork makes the stream buffer every write, even when the sink is free,
+// until a matching Uncork: n Corks need n Uncorks. Batching small writes
+// this way lets a stream with Options.Writev hand them to the sink in one
+// vectored call. End uncorks fully.
+func (w *Writable) Cork() {
+	w.checkMade(writableName)
+	w.cork()
+}
+
+// Uncork undoes one Cork. When the last Cork is undone and no sink call is
+// in flight, the buffered chunks flush at once: all of them in one Writev
+// call if there are two or more and Options.Writev is set, else one by one
+// through the WriteFunc, on the calling goroutine (a synchronous sink runs
+// inside Uncork). With a call in flight, they flush when it completes. An
+// Uncork without a Cork does nothing.
+func (w *Writable) Uncork() {
+	w.checkMade(writableName)
+	w.uncork()
+}
+
+// OnDrain registers fn to run at each "drain": after a write returned false,
+// once the buffered length has fallen to Options.LowWaterMark (zero by
+// default). It returns a function that unregisters fn.
+//
+// Handlers of an event run in registration order, one at a time, on a
+// goroutine that holds no lock; see the package documentation for what a
+// handler may call. A nil fn panics, as with every On method.
+func (w *Writable) OnDrain(fn func()) (off func()) {
+	if fn == nil {
+		panic("stream: OnDrain: nil handler")
 	}
-	return State{
-		Length:           length,
-		HighWaterMark:    w.hwm,
-		Buffered:         w.buf.Len() - w.inflight,
-		Corked:           w.corked,
-		PendingCallbacks: pending,
-		Writing:          writing,
-		NeedDrain:        w.needDrain && w.end == open && w.teardown == alive,
-		Ending:           w.end >= ending,
-		Ended:            w.end >= ending,
-		Finished:         w.end == finished,
-		Destroyed:        w.teardown >= destroying,
-		Closed:           w.teardown == closed,
-		Err:              w.err,
+	w.checkMade(writableName)
+	return register(&w.core, &w.onDrain, fn)
+}
+
+// OnFinish registers fn to run at "finish": after End, once every accepted
+// byte reached the sink, Final succeeded and every write callback ran. It
+// returns a function that unregisters fn.
+func (w *Writable) OnFinish(fn func()) (off func()) {
+	if fn == nil {
+		panic("stream: OnFinish: nil handler")
 	}
+	w.checkMade(writableName)
+	return register(&w.core, &w.onFinish, fn)
+}
+
+// OnClose registers fn to run at "close", the last event of a stream: after
+// the Destroy hook called done, and after every callback of a write accepted
+// before it. It returns a function that unregisters fn. Done is closed once
+// the close handlers have returned.
+func (w *Writable) OnClose(fn func()) (off func()) {
+	if fn == nil {
+		panic("stream: OnClose: nil handler")
+	}
+	w.checkMade(writableName)
+	return register(&w.core, &w.onClose, fn)
+}
+
+// OnError registers fn to run with the stream's error, once, just before
+// "close", if the stream has one. Registering a handler is optional: the
+// error also reaches the write callbacks, [Writable.Err], Write and
+// [Writable.Close]. It returns a function that unregisters fn.
+func (w *Writable) OnError(fn func(error)) (off func()) {
+	if fn == nil {
+		panic("stream: OnError: nil handler")
+	}
+	w.checkMade(writableName)
+	return register(&w.core, &w.onError, fn)
 }

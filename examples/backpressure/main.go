@@ -1,6 +1,6 @@
 // Command backpressure writes 100,000 lines into a deliberately slow sink
 // and shows Node's backpressure loop at work in Go: write until WriteChunk
-// returns false, wait for Ready, go on. It prints how often backpressure
+// returns false, Wait for room, go on. It prints how often backpressure
 // kicked in, how many "drain" events followed, how far the buffered length
 // got past the high-water mark, and the end of the stream's life cycle.
 //
@@ -9,7 +9,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"log"
 	"os"
 	"time"
 
@@ -45,7 +47,11 @@ func main() {
 		peak = max(peak, w.State().Length)
 		if !ok {
 			backpressured++
-			<-w.Ready() // closed at the next "drain"
+			// Returns at the next "drain", or with the stream's error if
+			// the sink failed: the loop never spins on a dead stream.
+			if err := w.Wait(context.Background()); err != nil {
+				log.Fatal(err)
+			}
 		}
 	}
 	elapsed := time.Since(start)

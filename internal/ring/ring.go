@@ -85,6 +85,19 @@ func (r *Ring[T]) At(i int) *T {
 	return &r.buf[(r.head+i)&(len(r.buf)-1)]
 }
 
+// RemoveAt removes and returns the i-th element from the front
+// (0 ≤ i < Len), moving the i elements before it one place back: it costs
+// O(i), so it is meant for elements near the front.
+func (r *Ring[T]) RemoveAt(i int) T {
+	v := *r.At(i)
+	mask := len(r.buf) - 1
+	for j := i; j > 0; j-- {
+		r.buf[(r.head+j)&mask] = r.buf[(r.head+j-1)&mask]
+	}
+	r.PopFront() // the front slot, now a copy of what moved to index 1
+	return v
+}
+
 func (r *Ring[T]) grow() {
 	size := 2 * len(r.buf)
 	if size == 0 {

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -108,4 +109,36 @@ func TestRingFreesABurstOnceEmpty(t *testing.T) {
 	v, ok := r.PopFront()
 	assert.True(t, ok && v == 1, "the queue works after freeing its slice")
 	assert.NotNil(t, r.buf, "a small slice is kept once emptied")
+}
+
+// RemoveAt takes out one element anywhere, also across the wrap, and keeps
+// the order of the rest.
+func TestRemoveAt(t *testing.T) {
+	for i := 0; i < 8; i++ {
+		var r Ring[int]
+		for k := 0; k < 5; k++ { // wrap the ring: head moves to 5
+			r.PushBack(-1)
+			r.PopFront()
+		}
+		for k := 0; k < 8; k++ {
+			r.PushBack(k)
+		}
+		if got := r.RemoveAt(i); got != i {
+			t.Fatalf("RemoveAt(%d) = %d", i, got)
+		}
+		var rest []int
+		for r.Len() > 0 {
+			v, _ := r.PopFront()
+			rest = append(rest, v)
+		}
+		want := []int{}
+		for k := 0; k < 8; k++ {
+			if k != i {
+				want = append(want, k)
+			}
+		}
+		if fmt.Sprint(rest) != fmt.Sprint(want) {
+			t.Fatalf("after RemoveAt(%d): %v, want %v", i, rest, want)
+		}
+	}
 }
