@@ -3,6 +3,7 @@ package natsstream
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,6 +36,10 @@ type batchPublisher struct {
 	quit    chan struct{} // closed by stop
 	exited  chan struct{} // closed when the worker returns
 	stopped sync.Once
+
+	// first is the first error of any item, for Close (through Final).
+	// The worker sets it; Final reads it on another goroutine.
+	first atomic.Pointer[error]
 
 	// The worker's own state, reused from batch to batch.
 	pending []pendingAck // ring of uncollected publishes, oldest at head
@@ -121,6 +126,14 @@ func (p *batchPublisher) run() {
 	}
 }
 
+// firstErr returns the first error of any item so far, or nil.
+func (p *batchPublisher) firstErr() error {
+	if err := p.first.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
 // failAll returns n outcomes, all err.
 func failAll(n int, err error) []error {
 	errs := make([]error, n)
@@ -190,6 +203,7 @@ func (p *batchPublisher) publishBatch(items []*nats.Msg) []error {
 	for _, err := range errs {
 		if err != nil {
 			stats.Failed++
+			p.first.CompareAndSwap(nil, &err)
 		}
 	}
 	stats.Duration = time.Since(start)

@@ -3,9 +3,12 @@ package natsstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/streamkit/stream"
 )
 
 // Defaults for the zero fields of Options.
@@ -82,6 +85,89 @@ type BatchStats struct {
 	Failed      int           // of which not stored
 	PeakPending int           // most acks outstanding at once
 	Duration    time.Duration // from the first publish to the last outcome
+}
+
+// NewPublisher returns a stream whose items are published to JetStream,
+// asynchronously, in order; each item's callback and OnWritten get its ack
+// (nil once the server stored it, else the error).
+//
+// Messages waiting while a batch is in flight go out as the next batch
+// (up to MaxBatch) as pipelined PublishMsgAsync calls, with at most
+// MaxPending acks outstanding; the batch is done once every ack is in. A
+// message the server rejects gets its own error (the batch's done gets
+// stream.ItemErrors) and does not fail its neighbours or the stream.
+//
+// Order: messages reach their subjects in the order the stream accepted
+// them. There are no retries: nats.go's retry on "no responders" is turned
+// off, because it republishes a message after later ones. A failed message
+// that you write again lands after the messages accepted after it; set a
+// Nats-Msg-Id header (jetstream.MsgIDHeader) for the server to drop a
+// duplicate when the first attempt was stored after all.
+//
+// A failed outcome does not prove the message is absent (the server may
+// have stored it and lost only the ack); nil proves it is stored.
+//
+// Close flushes what is buffered, waits for every ack and returns the
+// first message's error, if any: a Final hook reports it, so the stream
+// ends errored and Err returns it too. Flush reports the first error of
+// the messages before it without ending the stream. The publishing
+// goroutine has ended once Done is closed; the connection and js stay the
+// caller's to close. The stream owns a message (and may set its Header to
+// an empty map) until its callback runs.
+//
+// NewPublisher panics if js is nil or an option is negative.
+func NewPublisher(js jetstream.JetStream, opts Options) *stream.WritableOf[*nats.Msg] {
+	if js == nil {
+		panic("natsstream: NewPublisher with a nil JetStream")
+	}
+	nonNegative("MaxPending", int64(opts.MaxPending))
+	nonNegative("AckTimeout", int64(opts.AckTimeout))
+	nonNegative("HighWaterMark", int64(opts.HighWaterMark))
+	nonNegative("LowWaterMark", int64(opts.LowWaterMark))
+	nonNegative("MaxBatch", int64(opts.MaxBatch))
+	hwm := opts.highWaterMark()
+	low, maxBatch := opts.LowWaterMark, opts.MaxBatch
+	if low == 0 {
+		low = hwm / 2
+	}
+	if maxBatch == 0 {
+		maxBatch = max(hwm/2, 1)
+	}
+	// The worker starts once the stream exists, so that a panic on a bad
+	// option leaves no goroutine; no Writev can come before NewPublisher
+	// returns.
+	var p *batchPublisher
+	w := stream.NewWritableOf[*nats.Msg](nil, stream.OptionsOf[*nats.Msg]{
+		HighWaterMark: hwm,
+		LowWaterMark:  low,
+		MaxBatch:      maxBatch,
+		Linger:        opts.Linger,
+		OnWritten:     opts.OnWritten,
+		Context:       opts.Context,
+		StallTimeout:  opts.StallTimeout,
+		Writev: func(items []*nats.Msg, done stream.Callback) {
+			p.publish(items, func(errs []error) {
+				if errs == nil {
+					done(nil)
+					return
+				}
+				done(stream.ItemErrors(errs))
+			})
+		},
+		Final: func(done stream.Callback) { done(p.firstErr()) },
+		Destroy: func(_ error, done stream.Callback) {
+			p.stop()
+			done(nil)
+		},
+	})
+	p = newBatchPublisher(js, opts)
+	return w
+}
+
+func nonNegative(name string, v int64) {
+	if v < 0 {
+		panic(fmt.Sprintf("natsstream: negative Options.%s", name))
+	}
 }
 
 func (o Options) maxPending() int {
