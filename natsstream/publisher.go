@@ -43,7 +43,8 @@ type Options struct {
 	AckTimeout time.Duration
 
 	// HighWaterMark is the number of messages buffered and in flight at
-	// which WriteChunk returns false. 0 means 8 × MaxPending.
+	// which WriteChunk returns false: what bounds the memory the stream
+	// holds. 0 means 4 × MaxPending.
 	HighWaterMark int
 
 	// LowWaterMark is the number of messages at or below which a producer
@@ -52,8 +53,11 @@ type Options struct {
 	// is in flight.
 	LowWaterMark int
 
-	// MaxBatch is the most messages per batch. 0 means half the high-water
-	// mark.
+	// MaxBatch is the most messages per batch. 0 means MaxPending, so that
+	// a batch is published in one go and done within AckTimeout of its
+	// last publish. A larger batch is published in windows of MaxPending,
+	// each waiting for the acks of the one before, and takes up to
+	// AckTimeout per window when the server is gone.
 	MaxBatch int
 
 	// Linger lets a partial batch wait up to this long while no batch is in
@@ -70,12 +74,16 @@ type Options struct {
 	OnBatch func(BatchStats)
 
 	// Context, if set, destroys the stream with context.Cause(Context) when
-	// it is done; a batch in flight then stops waiting for its acks.
+	// it is done; a batch in flight then stops waiting for its acks, and
+	// its messages without an outcome get the cause. (Destroy, by
+	// contrast, waits for the batch in flight: the stream gives its sink
+	// no signal until the call settles.)
 	Context context.Context
 
 	// StallTimeout, if > 0, destroys the stream with stream.ErrStalled when
-	// a batch takes longer (see stream.OptionsOf). A batch takes up to
-	// AckTimeout after its last publish: keep StallTimeout above it.
+	// a batch takes longer (see stream.OptionsOf). A batch of up to
+	// MaxPending messages takes at most AckTimeout after its last publish:
+	// keep StallTimeout above that.
 	StallTimeout time.Duration
 }
 
@@ -115,6 +123,11 @@ type BatchStats struct {
 // caller's to close. The stream owns a message (and may set its Header to
 // an empty map) until its callback runs.
 //
+// Destroy fails the buffered messages at once; the batch in flight
+// finishes first (the stream never tears a sink down under a call in
+// flight), which takes at most AckTimeout after its last publish.
+// Options.Context, when done, also cuts the batch in flight short.
+//
 // NewPublisher panics if js is nil or an option is negative.
 func NewPublisher(js jetstream.JetStream, opts Options) *stream.WritableOf[*nats.Msg] {
 	if js == nil {
@@ -131,7 +144,7 @@ func NewPublisher(js jetstream.JetStream, opts Options) *stream.WritableOf[*nats
 		low = hwm / 2
 	}
 	if maxBatch == 0 {
-		maxBatch = max(hwm/2, 1)
+		maxBatch = opts.maxPending()
 	}
 	// The worker starts once the stream exists, so that a panic on a bad
 	// option leaves no goroutine; no Writev can come before NewPublisher
@@ -188,5 +201,5 @@ func (o Options) highWaterMark() int {
 	if o.HighWaterMark > 0 {
 		return o.HighWaterMark
 	}
-	return 8 * o.maxPending()
+	return 4 * o.maxPending()
 }
