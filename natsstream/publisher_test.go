@@ -395,3 +395,27 @@ func TestPublisherDestroyWithPublishesInFlight(t *testing.T) {
 	assert.Positive(t, ok, "messages before the Destroy are stored")
 	assert.Equal(t, ok, len(stored), "the stream holds exactly the messages reported stored")
 }
+
+func TestNewPublisherPanicsOnMisuse(t *testing.T) {
+	ts := startServer(t)
+	_, js := ts.connect()
+	assert.PanicsWithValue(t, "natsstream: NewPublisher with a nil JetStream",
+		func() { NewPublisher(nil, Options{}) }, "nil JetStream")
+	tests := []struct {
+		desc string
+		give Options
+		want string
+	}{
+		{"MaxPending", Options{MaxPending: -1}, "natsstream: negative Options.MaxPending"},
+		{"AckTimeout", Options{AckTimeout: -time.Second}, "natsstream: negative Options.AckTimeout"},
+		{"HighWaterMark", Options{HighWaterMark: -1}, "natsstream: negative Options.HighWaterMark"},
+		{"LowWaterMark", Options{LowWaterMark: -1}, "natsstream: negative Options.LowWaterMark"},
+		{"MaxBatch", Options{MaxBatch: -1}, "natsstream: negative Options.MaxBatch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			assert.PanicsWithValue(t, tt.want, func() { NewPublisher(js, tt.give) }, "negative %s", tt.desc)
+		})
+	}
+	// goleak (TestMain) checks that no panic left a worker behind.
+}
