@@ -11,7 +11,7 @@ import (
 	"github.com/streamkit/stream"
 )
 
-// A batchPublisher is the sink behind a Publisher: it publishes one batch
+// A batchPublisher is the sink of NewPublisher's stream: it publishes one batch
 // of messages at a time as pipelined asynchronous publishes and reports
 // each message's ack.
 //

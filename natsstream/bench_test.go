@@ -1,6 +1,7 @@
 package natsstream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -12,7 +13,8 @@ import (
 
 // The loop a NATS user writes, the baseline for the publisher: publish
 // asynchronously with nats.go capping the acks outstanding, then wait for
-// them all. Run both side by side:
+// them all; beside it the Publisher, and its sink alone (batch=N). Run
+// them side by side:
 //
 //	go test -run '^$' -bench Publish -benchtime 200000x
 func BenchmarkPublish(b *testing.B) {
@@ -29,6 +31,23 @@ func BenchmarkPublish(b *testing.B) {
 		case <-js.PublishAsyncComplete():
 		case <-time.After(30 * time.Second):
 			b.Fatal("acks not in within 30s")
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	})
+	b.Run("publisher", func(b *testing.B) {
+		_, js := benchStream(b)
+		w := NewPublisher(js, Options{})
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			if !w.WriteChunk(&nats.Msg{Subject: "BENCH.x", Data: data}, nil) {
+				if err := w.Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	})
