@@ -367,3 +367,41 @@ func TestBatchConnectionClosed(t *testing.T) {
 		require.FailNow(t, "timed out", "waited 10s for the batch on a closed connection")
 	}
 }
+
+func TestBatchNoStreamFailsAlone(t *testing.T) {
+	ts := startServer(t)
+	_, js := ts.connect()
+	createStream(t, js, "SOME")
+	p := newTestPublisher(t, js, Options{})
+
+	// Every third message goes to a subject no stream listens on: the
+	// server answers "no responders", which nats.go would retry after a
+	// delay, behind the messages published meanwhile; the publisher turns
+	// that retry off, so each fails alone and is sent once (the server's
+	// count of messages in tells).
+	items := numbered("SOME.x", 0, 30)
+	for i := 2; i < len(items); i += 3 {
+		items[i].Subject = "NONE.x"
+	}
+	before, err := ts.srv.Varz(nil)
+	require.NoError(t, err, "server counters")
+	errs := publishBatch(t, p, items, 10*time.Second)
+	after, err := ts.srv.Varz(nil)
+	require.NoError(t, err, "server counters")
+	assert.Equal(t, int64(len(items)), after.InMsgs-before.InMsgs, "the server got each message once: no retry")
+	require.NotNil(t, errs, "some messages have no stream")
+	var want []string
+	for i, err := range errs {
+		if i%3 == 2 {
+			assert.ErrorIs(t, err, jetstream.ErrNoStreamResponse, "message %d has no stream", i)
+			continue
+		}
+		assert.NoError(t, err, "message %d", i)
+		want = append(want, strconv.Itoa(i))
+	}
+	var got []string
+	for _, m := range readStream(t, js, "SOME") {
+		got = append(got, m.data)
+	}
+	assert.Equal(t, want, got, "the stored messages, in order")
+}
