@@ -124,10 +124,11 @@ type storedMsg struct {
 
 // readStream reads every message of the stream back, in stream order,
 // with an ordered consumer, and fails the test if that takes longer than
-// 30s.
+// two minutes (100,000 messages take seconds, under -race on a loaded
+// machine tens of seconds).
 func readStream(t testing.TB, js jetstream.JetStream, name string) []storedMsg {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s, err := js.Stream(ctx, name)
 	require.NoError(t, err, "look up stream %s", name)
@@ -139,7 +140,7 @@ func readStream(t testing.TB, js jetstream.JetStream, name string) []storedMsg {
 	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	require.NoError(t, err, "ordered consumer on %s", name)
-	it, err := cons.Messages()
+	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
 	require.NoError(t, err, "consume %s", name)
 	defer it.Stop()
 	got := make([]storedMsg, 0, want)
