@@ -19,15 +19,6 @@ import (
 // Tests of the batch publisher alone, against a real server: the sink
 // functions NewPublisher wires into a stream.
 
-// numbered returns n messages to subject whose data is their index.
-func numbered(subject string, from, n int) []*nats.Msg {
-	msgs := make([]*nats.Msg, n)
-	for i := range msgs {
-		msgs[i] = &nats.Msg{Subject: subject, Data: []byte(strconv.Itoa(from + i))}
-	}
-	return msgs
-}
-
 // publishBatch publishes one batch and waits up to timeout for its done.
 func publishBatch(t testing.TB, p *batchPublisher, items []*nats.Msg, timeout time.Duration) []error {
 	t.Helper()
@@ -52,16 +43,6 @@ func newTestPublisher(t testing.TB, js jetstream.JetStream, o Options) *batchPub
 	return p
 }
 
-// waitFor waits up to 10s for ch, saying what it waited for.
-func waitFor(t testing.TB, ch <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(10 * time.Second):
-		require.FailNow(t, "timed out", "waited 10s for %s", what)
-	}
-}
-
 func TestBatchInOrder(t *testing.T) {
 	ts := startServer(t)
 	_, js := ts.connect()
@@ -79,7 +60,7 @@ func TestBatchInOrder(t *testing.T) {
 	const total, size = 20_000, 4096
 	for from := 0; from < total; from += size {
 		n := min(size, total-from)
-		errs := publishBatch(t, p, numbered("ORDER.x", from, n), 30*time.Second)
+		errs := publishBatch(t, p, msgs("ORDER.x", "", from, n), 30*time.Second)
 		require.Nil(t, errs, "batch at %d: every message stored", from)
 	}
 
@@ -106,7 +87,7 @@ func TestBatchLimitRejectsOnlyTheOverflow(t *testing.T) {
 	createStream(t, js, "FULL", limitMsgs(60))
 	p := newTestPublisher(t, js, Options{MaxPending: 16})
 
-	errs := publishBatch(t, p, numbered("FULL.x", 0, 100), 10*time.Second)
+	errs := publishBatch(t, p, msgs("FULL.x", "", 0, 100), 10*time.Second)
 	require.NotNil(t, errs, "the stream is full after 60 messages")
 	for i, err := range errs {
 		if i < 60 {
@@ -131,11 +112,11 @@ func TestBatchRejectedMessageDoesNotFailNeighbours(t *testing.T) {
 	createStream(t, js, "SIZE", func(c *jetstream.StreamConfig) { c.MaxMsgSize = 64 })
 	p := newTestPublisher(t, js, Options{MaxPending: 8})
 
-	msgs := numbered("SIZE.x", 0, 50)
-	for i := 5; i < len(msgs); i += 10 {
-		msgs[i].Data = []byte(strings.Repeat("x", 100)) // too large for the stream
+	items := msgs("SIZE.x", "", 0, 50)
+	for i := 5; i < len(items); i += 10 {
+		items[i].Data = []byte(strings.Repeat("x", 100)) // too large for the stream
 	}
-	errs := publishBatch(t, p, msgs, 10*time.Second)
+	errs := publishBatch(t, p, items, 10*time.Second)
 	require.NotNil(t, errs, "some messages are too large")
 	var want []string
 	for i, err := range errs {
@@ -153,14 +134,6 @@ func TestBatchRejectedMessageDoesNotFailNeighbours(t *testing.T) {
 	assert.Equal(t, want, got, "the stored messages, in order")
 }
 
-// disconnected returns a connect option and a channel closed at the first
-// disconnect of the connection.
-func disconnected() (nats.Option, <-chan struct{}) {
-	ch := make(chan struct{})
-	var once sync.Once
-	return nats.DisconnectErrHandler(func(*nats.Conn, error) { once.Do(func() { close(ch) }) }), ch
-}
-
 func TestBatchAckTimeout(t *testing.T) {
 	ts := startServer(t)
 	onDisconnect, down := disconnected()
@@ -168,10 +141,9 @@ func TestBatchAckTimeout(t *testing.T) {
 	createStream(t, js, "GONE")
 	p := newTestPublisher(t, js, Options{MaxPending: 4, AckTimeout: 100 * time.Millisecond})
 
-	ts.stop()
-	waitFor(t, down, "the client to see the server gone")
+	serverGone(t, ts, down)
 	start := time.Now()
-	errs := publishBatch(t, p, numbered("GONE.x", 0, 10), 10*time.Second)
+	errs := publishBatch(t, p, msgs("GONE.x", "", 0, 10), 10*time.Second)
 	elapsed := time.Since(start)
 	require.NotNil(t, errs, "no message can be stored")
 	for i, err := range errs {
@@ -209,7 +181,7 @@ func TestBatchServerRestart(t *testing.T) {
 				return
 			default:
 			}
-			items := numbered("RESTART.x", from, 200)
+			items := msgs("RESTART.x", "", from, 200)
 			errs := publishBatch(t, p, items, 30*time.Second)
 			mu.Lock()
 			for i, m := range items {
@@ -287,10 +259,9 @@ func TestBatchContextCancel(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	p := newTestPublisher(t, js, Options{MaxPending: 4, AckTimeout: time.Minute, Context: ctx})
 
-	ts.stop()
-	waitFor(t, down, "the client to see the server gone")
+	serverGone(t, ts, down)
 	got := make(chan []error, 1)
-	p.publish(numbered("CTX.x", 0, 10), func(errs []error) { got <- errs })
+	p.publish(msgs("CTX.x", "", 0, 10), func(errs []error) { got <- errs })
 	cause := errors.New("shutting down")
 	cancel(cause)
 	select {
@@ -303,7 +274,7 @@ func TestBatchContextCancel(t *testing.T) {
 		require.FailNow(t, "timed out", "waited 10s for the batch to stop on ctx cancel (AckTimeout is a minute)")
 	}
 
-	errs := publishBatch(t, p, numbered("CTX.x", 10, 3), 10*time.Second)
+	errs := publishBatch(t, p, msgs("CTX.x", "", 10, 3), 10*time.Second)
 	for i, err := range errs {
 		assert.ErrorIs(t, err, cause, "message %d after the cancel is not published", i)
 	}
@@ -316,10 +287,9 @@ func TestBatchStopInFlight(t *testing.T) {
 	createStream(t, js, "STOP")
 	p := newTestPublisher(t, js, Options{MaxPending: 4, AckTimeout: time.Minute})
 
-	ts.stop()
-	waitFor(t, down, "the client to see the server gone")
+	serverGone(t, ts, down)
 	got := make(chan []error, 1)
-	p.publish(numbered("STOP.x", 0, 10), func(errs []error) { got <- errs })
+	p.publish(msgs("STOP.x", "", 0, 10), func(errs []error) { got <- errs })
 	stopped := make(chan struct{})
 	go func() { p.stop(); close(stopped) }()
 	waitFor(t, stopped, "stop with a batch in flight (AckTimeout is a minute)")
@@ -333,7 +303,7 @@ func TestBatchStopInFlight(t *testing.T) {
 		require.FailNow(t, "stop returned before the batch's done ran")
 	}
 
-	errs := publishBatch(t, p, numbered("STOP.x", 10, 2), time.Second)
+	errs := publishBatch(t, p, msgs("STOP.x", "", 10, 2), time.Second)
 	for i, err := range errs {
 		assert.ErrorIs(t, err, stream.ErrDestroyed, "message %d after stop", i)
 	}
@@ -349,10 +319,9 @@ func TestBatchConnectionClosed(t *testing.T) {
 	// The connection closes with four publishes in flight (the server is
 	// gone, so no ack comes): nats.go never resolves those, and fails the
 	// later publishes at once.
-	ts.stop()
-	waitFor(t, down, "the client to see the server gone")
+	serverGone(t, ts, down)
 	got := make(chan []error, 1)
-	p.publish(numbered("CLOSED.x", 0, 10), func(errs []error) { got <- errs })
+	p.publish(msgs("CLOSED.x", "", 0, 10), func(errs []error) { got <- errs })
 	require.Eventually(t, func() bool { return js.PublishAsyncPending() == 4 }, 10*time.Second, time.Millisecond,
 		"four publishes in flight")
 	nc.Close()
@@ -381,7 +350,7 @@ func TestBatchNoStreamFailsAlone(t *testing.T) {
 	// delay, behind the messages published meanwhile; the publisher turns
 	// that retry off, so each fails alone and is sent once (the server's
 	// count of messages in tells).
-	items := numbered("SOME.x", 0, 30)
+	items := msgs("SOME.x", "", 0, 30)
 	for i := 2; i < len(items); i += 3 {
 		items[i].Subject = "NONE.x"
 	}

@@ -73,14 +73,6 @@ func closeWithin(t *testing.T, w *stream.WritableOf[*nats.Msg], d time.Duration)
 	}
 }
 
-func msgs(subject, prefix string, from, n int) []*nats.Msg {
-	out := make([]*nats.Msg, n)
-	for i := range out {
-		out[i] = &nats.Msg{Subject: subject, Data: []byte(prefix + strconv.Itoa(from+i))}
-	}
-	return out
-}
-
 func TestPublisherInOrderFromManyGoroutines(t *testing.T) {
 	ts := startServer(t)
 	_, js := ts.connect()
@@ -267,17 +259,6 @@ func TestPublisherServerRestart(t *testing.T) {
 	t.Logf("%d messages, %d failed, %d stored", len(o.order), failed, len(stored))
 	assert.Positive(t, failed, "the restart cut some acks short")
 	assert.ErrorIs(t, err, first, "Close returns the first error")
-}
-
-// serverGone stops ts and waits until the client noticed.
-func serverGone(t *testing.T, ts *testServer, down <-chan struct{}) {
-	t.Helper()
-	ts.stop()
-	select {
-	case <-down:
-	case <-time.After(10 * time.Second):
-		require.FailNow(t, "timed out", "waited 10s for the client to see the server gone")
-	}
 }
 
 func TestPublisherBackpressureWhileServerDown(t *testing.T) {

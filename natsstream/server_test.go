@@ -3,6 +3,8 @@ package natsstream
 import (
 	"context"
 	"net"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,4 +154,40 @@ func readStream(t testing.TB, js jetstream.JetStream, name string) []storedMsg {
 		got = append(got, storedMsg{md.Sequence.Stream, m.Subject(), string(m.Data())})
 	}
 	return got
+}
+
+// msgs returns n messages to subject whose data is prefix and their index,
+// counting from from.
+func msgs(subject, prefix string, from, n int) []*nats.Msg {
+	out := make([]*nats.Msg, n)
+	for i := range out {
+		out[i] = &nats.Msg{Subject: subject, Data: []byte(prefix + strconv.Itoa(from+i))}
+	}
+	return out
+}
+
+// disconnected returns a connect option and a channel closed at the first
+// disconnect of the connection.
+func disconnected() (nats.Option, <-chan struct{}) {
+	ch := make(chan struct{})
+	var once sync.Once
+	return nats.DisconnectErrHandler(func(*nats.Conn, error) { once.Do(func() { close(ch) }) }), ch
+}
+
+// serverGone stops ts and waits until the client saw it go (down comes
+// from disconnected).
+func serverGone(t testing.TB, ts *testServer, down <-chan struct{}) {
+	t.Helper()
+	ts.stop()
+	waitFor(t, down, "the client to see the server gone")
+}
+
+// waitFor waits up to 10s for ch, saying what it waited for.
+func waitFor(t testing.TB, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "timed out", "waited 10s for %s", what)
+	}
 }
