@@ -8,7 +8,8 @@
 // It starts a nats-server with JetStream inside the process, storing in a
 // temporary directory, unless NATS_URL names a server to use. Flags:
 // -n (messages), -size (bytes each), -mode (both, publisher, baseline),
-// -rounds (runs of each mode, alternating; the best rate is reported).
+// -rounds (rounds of both, each printing the ratio of their rates; the
+// order alternates, and the median ratio ends the output).
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -37,7 +39,7 @@ func main() {
 	n := flag.Int("n", 1_000_000, "messages to publish")
 	size := flag.Int("size", 16, "bytes per message (at least the digits of its index)")
 	mode := flag.String("mode", "both", "both, publisher or baseline")
-	rounds := flag.Int("rounds", 1, "runs of each mode")
+	rounds := flag.Int("rounds", 1, "rounds of the modes, alternating their order")
 	flag.Parse()
 	if err := run(*n, *size, *mode, *rounds); err != nil {
 		log.Fatal(err)
@@ -61,25 +63,38 @@ func run(n, size int, mode string, rounds int) error {
 	}
 	defer nc.Close()
 
-	var best [2]float64
-	for range rounds {
-		if mode == "both" || mode == "baseline" {
-			rate, err := baseline(nc, n, size)
-			if err != nil {
-				return fmt.Errorf("baseline: %w", err)
-			}
-			best[0] = max(best[0], rate)
+	runs := map[string]func(*nats.Conn, int, int) (float64, error){
+		"baseline": baseline, "publisher": publisher,
+	}
+	order := []string{"baseline", "publisher"}
+	if mode != "both" {
+		if runs[mode] == nil {
+			return fmt.Errorf("unknown -mode %q", mode)
 		}
-		if mode == "both" || mode == "publisher" {
-			rate, err := publisher(nc, n, size)
+		order = []string{mode}
+	}
+	var ratios []float64
+	for round := range rounds {
+		rate := map[string]float64{}
+		for _, name := range order {
+			r, err := runs[name](nc, n, size)
 			if err != nil {
-				return fmt.Errorf("publisher: %w", err)
+				return fmt.Errorf("%s: %w", name, err)
 			}
-			best[1] = max(best[1], rate)
+			rate[name] = r
+		}
+		if len(order) == 2 {
+			ratios = append(ratios, rate["publisher"]/rate["baseline"])
+			fmt.Printf("round %d: publisher / baseline %.2f\n", round+1, ratios[len(ratios)-1])
+			// Alternate which goes first, so that neither always runs on a
+			// warmer (or busier) machine.
+			order[0], order[1] = order[1], order[0]
 		}
 	}
-	if best[0] > 0 && best[1] > 0 {
-		fmt.Printf("publisher / baseline: %.2f (best of %d each)\n", best[1]/best[0], rounds)
+	if len(ratios) > 1 {
+		slices.Sort(ratios)
+		fmt.Printf("publisher / baseline: median %.2f of %d rounds (min %.2f, max %.2f)\n",
+			ratios[len(ratios)/2], len(ratios), ratios[0], ratios[len(ratios)-1])
 	}
 	return nil
 }
