@@ -104,6 +104,15 @@
 // backpressure): what it would wait for runs after it returns, so such a
 // call hangs forever.
 //
+// # Object mode
+//
+// [WritableOf] is the same engine for Go values (records, events, rows):
+// marks in items or in the units of [OptionsOf].Size, a LowWaterMark to
+// resume at, a hard cap (MaxBuffered) with an [Overflow] policy, Writev
+// batches capped by MaxBatch and MaxBatchSize, Linger for fuller batches,
+// a per-item outcome (OnWritten, and [ItemErrors] to fail items of a batch
+// alone), Wait and Flush. [PipelineSeq] copies an iter.Seq2 into one.
+//
 // # Pipelines
 //
 // [Pipeline] reads io.Readers in order into a Writable with backpressure,
@@ -111,10 +120,15 @@
 // done, it destroys the Writable and closes the readers. [Finished] waits
 // for a Writable to close and reports how it ended.
 //
+// [Pipe] goes the other way: it returns a [PipeReader] (an io.Reader and
+// io.WriterTo) that reads what is written to a Writable, in order, with the
+// Writable's high-water mark bounding the bytes written and not yet read:
+// io.Pipe with a buffer and the whole Writable life cycle on its write end.
+//
 // # Differences from Node
 //
-// A write after End fails alone; strings are bytes (no encodings, no object
-// mode); autoDestroy and
+// A write after End fails alone; strings are bytes (no encodings), and
+// object mode is a type of its own; autoDestroy and
 // emitClose are always on; a HighWaterMark of 0 means the default; Write
 // blocks on backpressure while WriteChunk keeps Node's boolean; Destroy
 // waits for the sink call in flight; a Destroy before "finish" always

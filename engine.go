@@ -40,6 +40,11 @@ type core[T any] struct {
 	// on a socket, say). It must not block or call into the stream.
 	interrupt func(err error)
 
+	// deliverElsewhere, if set (by Pipe, right after NewWritable), makes a
+	// done that queued user code deliver it on a new goroutine, as a
+	// producer's call does: a pipe's reader calls done inside Read.
+	deliverElsewhere bool
+
 	// fastMax bounds the size of a fast write (see fast.go); 0 disables
 	// the fast path. fastDones are its done functions, used in turn, and
 	// fastCall stands for an adopted fast write in w.call.
@@ -75,6 +80,9 @@ type core[T any] struct {
 	// that one Write's bytes are never interleaved with another's. The fast
 	// path stays closed meanwhile.
 	turn chan struct{}
+	// carrying is set while a carryOn goroutine is on its way to run what
+	// a producer's budget left.
+	carrying bool
 	// lingerFrom is when the first of the waiting items was accepted, for
 	// Linger; lingerTimer, made on first use, is the stream's one timer
 	// for it.
@@ -101,7 +109,7 @@ type core[T any] struct {
 	timer    *time.Timer
 	stopCtx  func() bool
 
-	events     ring.Ring[event[T]]
+	events     eventQueue[T]
 	delivering bool // a goroutine is running deliverLocked
 	// barrierReached, hookRunning and barrierPassed track the destroy
 	// barrier (see evHookBarrier): delivery has reached it; the Destroy hook
@@ -111,7 +119,7 @@ type core[T any] struct {
 	barrierReached bool
 	hookRunning    bool
 	barrierPassed  bool
-	late           ring.Ring[event[T]]
+	late           eventQueue[T]
 
 	nextHandlerID uint64
 	onDrain       handlerList[func()]
@@ -244,7 +252,7 @@ func (w *core[T]) writeChunk(item T, size int, cb Callback) bool {
 		return false
 	}
 	w.acceptLocked(item, size, cb, nil)
-	w.pumpLocked()
+	w.pumpProducerLocked()
 	ok := w.belowHighWaterLocked()
 	w.scheduleLocked()
 	if cb != nil {
@@ -265,7 +273,8 @@ func (w *core[T]) acceptLocked(item T, size int, cb Callback, s *slab) {
 	w.accepted++
 	w.length += size
 	w.pendingCallbacks++
-	w.buf.PushBack(entry[T]{item: item, size: size, seq: w.accepted, cb: cb, slab: s})
+	e := w.buf.PushBackSlot() // in place: a 56-byte entry copied in stalls
+	e.item, e.size, e.seq, e.cb, e.slab = item, size, w.accepted, cb, s
 }
 
 // roomLocked reports whether MaxBuffered leaves room for an item of size
@@ -358,9 +367,6 @@ func (w *core[T]) flush(ctx context.Context) error {
 // flushErrLocked gives err, the outcome of the write of seq, to the Flush
 // calls waiting for it that have no error yet.
 func (w *core[T]) flushErrLocked(seq uint64, err error) {
-	if err == nil {
-		return
-	}
 	for _, f := range w.flushes {
 		if f.err == nil && f.target >= seq {
 			f.err = err

@@ -1,5 +1,7 @@
 package stream
 
+import "github.com/streamkit/stream/internal/ring"
+
 // Events and write callbacks are queued under the stream's lock and delivered
 // in queue order, one at a time, by whichever goroutine holds the delivering
 // flag, never under the lock. A call made by a producer (WriteChunk, End,
@@ -42,12 +44,47 @@ type event[T any] struct {
 	// counted marks the outcome of an accepted write, which
 	// PendingCallbacks counts until it ran. Late writes are not counted.
 	counted bool
-	// written marks an outcome that OnWritten gets too, with item, before
-	// cb (which may be nil).
+	// written marks an outcome that OnWritten gets too, before cb (which
+	// may be nil); its item is in the queue's items.
 	written bool
 	cb      Callback
 	err     error
-	item    T
+}
+
+// eventQueue is a FIFO of events. The items of the outcomes that OnWritten
+// gets ride in a ring of their own, in the same order, so that an event
+// stays small for the streams without OnWritten (every byte stream).
+type eventQueue[T any] struct {
+	ev    ring.Ring[event[T]]
+	items ring.Ring[T]
+}
+
+func (q *eventQueue[T]) Len() int            { return q.ev.Len() }
+func (q *eventQueue[T]) Front() *event[T]    { return q.ev.Front() }
+func (q *eventQueue[T]) PushBack(e event[T]) { q.ev.PushBack(e) }
+
+// pushWritten queues the outcome e of item, for OnWritten and e.cb.
+func (q *eventQueue[T]) pushWritten(e event[T], item T) {
+	e.written = true
+	q.ev.PushBack(e)
+	q.items.PushBack(item)
+}
+
+// PopFront removes the first event and returns it, with its item if it
+// has one.
+func (q *eventQueue[T]) PopFront() (e event[T], item T, ok bool) {
+	if e, ok = q.ev.PopFront(); ok && e.written {
+		item, _ = q.items.PopFront()
+	}
+	return e, item, ok
+}
+
+// PushFront puts back an event that PopFront returned, with its item.
+func (q *eventQueue[T]) PushFront(e event[T], item T) {
+	q.ev.PushFront(e)
+	if e.written {
+		q.items.PushFront(item)
+	}
 }
 
 type handler[F any] struct {
@@ -96,13 +133,18 @@ func (w *core[T]) queueOutcomeLocked(e *entry[T], err error) {
 		w.pendingCallbacks--
 		return
 	}
-	w.events.PushBack(event[T]{kind: evCallback, counted: true, cb: e.cb, err: err, item: e.item, written: w.onWritten != nil})
+	ev := event[T]{kind: evCallback, counted: true, cb: e.cb, err: err}
+	if w.onWritten != nil {
+		w.events.pushWritten(ev, e.item)
+	} else {
+		w.events.PushBack(ev)
+	}
 }
 
 // runOutcome runs the outcome of one write: OnWritten, then its callback.
-func (w *core[T]) runOutcome(ev *event[T]) {
+func (w *core[T]) runOutcome(ev *event[T], item T) {
 	if ev.written {
-		w.onWritten(ev.item, ev.err)
+		w.onWritten(item, ev.err)
 	}
 	if ev.cb != nil {
 		ev.cb(ev.err)
@@ -123,6 +165,10 @@ func (w *core[T]) scheduleLocked() {
 // callers outside any producer's call: a sink's done, a timer, the construct
 // goroutine.
 func (w *core[T]) deliverHereLocked() {
+	if w.deliverElsewhere && w.userCodeQueuedLocked() {
+		w.scheduleLocked() // a Pipe's reader, inside Read (see pipe.go)
+		return
+	}
 	if w.events.Len() > 0 && !w.delivering {
 		w.delivering = true
 		w.deliverLocked()
@@ -150,6 +196,7 @@ func (w *core[T]) deliverLocked() {
 	// all of them: with a callback per write, the deliverer would otherwise
 	// fight the producers for the lock on every one.
 	var batch [32]event[T]
+	var items [32]T // the items of the written ones
 	var batched, ran int
 	defer func() {
 		if !returned {
@@ -164,7 +211,7 @@ func (w *core[T]) deliverLocked() {
 				if batch[i].counted {
 					w.pendingCallbacks++
 				}
-				w.events.PushFront(batch[i])
+				w.events.PushFront(batch[i], items[i])
 			}
 			w.delivering = false
 			w.scheduleLocked()
@@ -174,9 +221,9 @@ func (w *core[T]) deliverLocked() {
 	for {
 		next := w.events.Front()
 		if next != nil && next.kind == evHookBarrier {
-			if late, ok := w.late.PopFront(); ok {
+			if late, item, ok := w.late.PopFront(); ok {
 				current = evCallback
-				w.runCallbackLocked(late)
+				w.runCallbackLocked(late, item)
 				continue
 			}
 			if !w.barrierReached {
@@ -192,17 +239,17 @@ func (w *core[T]) deliverLocked() {
 			returned = true
 			return
 		}
-		ev, _ := w.events.PopFront()
+		ev, item, _ := w.events.PopFront()
 		current = ev.kind
 		switch ev.kind {
 		case evCallback:
-			batch[0], batched = ev, 1
+			batch[0], items[0], batched = ev, item, 1
 			for batched < len(batch) {
 				next := w.events.Front()
 				if next == nil || next.kind != evCallback {
 					break
 				}
-				batch[batched], _ = w.events.PopFront()
+				batch[batched], items[batched], _ = w.events.PopFront()
 				batched++
 			}
 			for i := range batched {
@@ -212,10 +259,11 @@ func (w *core[T]) deliverLocked() {
 			}
 			w.mu.Unlock()
 			for ran = 0; ran < batched; ran++ {
-				w.runOutcome(&batch[ran])
+				w.runOutcome(&batch[ran], items[ran])
 			}
 			w.mu.Lock()
 			clear(batch[:batched])
+			clear(items[:batched])
 			batched = 0
 		case evDrainCheck:
 			if !w.drainDueLocked() {
@@ -259,12 +307,12 @@ func (w *core[T]) deliverLocked() {
 }
 
 // runCallbackLocked runs a write callback without the lock held.
-func (w *core[T]) runCallbackLocked(ev event[T]) {
+func (w *core[T]) runCallbackLocked(ev event[T], item T) {
 	if ev.counted {
 		w.pendingCallbacks--
 	}
 	w.mu.Unlock()
-	w.runOutcome(&ev)
+	w.runOutcome(&ev, item)
 	w.mu.Lock()
 }
 

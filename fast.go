@@ -152,7 +152,7 @@ func (w *core[T]) returnFastAdopted(v uint64) bool {
 		err := w.fastErr
 		w.fastErr = nil
 		w.settleFastLocked(cur, err, true)
-		w.pumpLocked()
+		w.pumpUpTo(false, inlineBudget-1) // the fast write was its own call
 	} else {
 		w.fast.Store(cur | fastReturned) // its done completes it
 	}
@@ -169,7 +169,9 @@ func (w *core[T]) settleFastLocked(v uint64, err error, sync bool) {
 	w.length -= w.adopted
 	w.adopted = 0
 	w.pendingCallbacks-- // its callback is nil
-	w.flushErrLocked(w.adoptedSeq, err)
+	if err != nil {
+		w.flushErrLocked(w.adoptedSeq, err)
+	}
 	w.settleWriteLocked(err, sync)
 }
 

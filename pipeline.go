@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"sync"
 )
 
@@ -121,6 +122,50 @@ func Finished(ctx context.Context, w *Writable) error {
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
+}
+
+// PipelineSeq writes every value of src, in order, into dst with
+// backpressure, then ends dst and waits until it has closed: Pipeline for
+// Go values. It returns nil only if dst finished (every item accepted
+// reached the sink, or failed alone through ItemErrors or Overflow, in its
+// own OnWritten). On the first error it stops ranging over src and
+// destroys dst with it: an error yielded by src is returned as it is; a
+// sink error as dst's error; when ctx is done, context.Cause(ctx); if dst
+// was ended by someone else, ErrWriteAfterEnd; if it was destroyed without
+// an error, an error matching ErrPrematureClose. PipelineSeq waits for dst
+// to close in every case.
+//
+// ctx stops the copy between values; a src that blocks producing the next
+// value must watch ctx itself. PipelineSeq must not be called from a
+// callback or event handler of dst.
+func PipelineSeq[T any](ctx context.Context, dst *WritableOf[T], src iter.Seq2[T, error]) error {
+	stop := context.AfterFunc(ctx, func() { dst.Destroy(context.Cause(ctx)) })
+	defer stop()
+	var srcErr, waitErr error
+	for v, err := range src {
+		if err != nil {
+			srcErr = err
+			break
+		}
+		if !dst.WriteChunk(v, nil) {
+			if waitErr = dst.Wait(ctx); waitErr != nil {
+				break
+			}
+		}
+	}
+	if srcErr != nil {
+		dst.Destroy(srcErr)
+	}
+	err := dst.Close()
+	switch {
+	case srcErr != nil:
+		return srcErr
+	case err == ErrDestroyed:
+		return fmt.Errorf("%w: %w", ErrPrematureClose, err)
+	case err == nil && waitErr != nil:
+		return waitErr // dst was ended under the copy
+	}
+	return err
 }
 
 // closeResult is the outcome of a closed (or closing) stream, as Finished

@@ -214,13 +214,46 @@ func (w *core[T]) doneTwiceLocked(c *completion[T]) {
 // Writes run on the calling goroutine, the Destroy hook on a goroutine of
 // its own (see runHook). mu is held on entry and on return, but released
 // around each sink call.
-func (w *core[T]) pumpLocked() { w.pump(false) }
+func (w *core[T]) pumpLocked() { w.pumpUpTo(false, -1) }
+
+// inlineBudget is how many sink calls a producer's WriteChunk, Write,
+// WriteString or ReadFrom makes inline for chunks that other goroutines
+// queued, beyond the first call it makes (its own chunk's): past it, the
+// stream's own goroutine carries on. With a synchronous sink such a call
+// so takes at most 1+inlineBudget sink calls, while a fast sink still
+// combines the writes of many producers, inlineBudget+1 at a time.
+const inlineBudget = 15
+
+// pumpProducerLocked is pumpLocked for a producer's write, which runs others'
+// chunks only up to inlineBudget.
+func (w *core[T]) pumpProducerLocked() { w.pumpUpTo(false, inlineBudget) }
+
+// carryOn runs the sink calls a producer left past its budget, on a
+// goroutine of the stream, and delivers what they caused.
+func (w *core[T]) carryOn() {
+	w.mu.Lock()
+	w.carrying = false
+	w.pumpLocked()
+	w.deliverHereLocked()
+	w.unlock()
+}
 
 // pump is pumpLocked. With mayUnlock, when it leaves a call pending and its
 // caller has no event to deliver, it returns false with mu released: on an
 // asynchronous sink's goroutine that saves a lock and unlock per chunk.
-func (w *core[T]) pump(mayUnlock bool) (locked bool) {
-	for {
+func (w *core[T]) pump(mayUnlock bool) (locked bool) { return w.pumpUpTo(mayUnlock, -1) }
+
+// pumpUpTo is pump, making at most 1+budget sink calls if budget is not
+// negative; if more could start, it hands them to carryOn.
+func (w *core[T]) pumpUpTo(mayUnlock bool, budget int) (locked bool) {
+	for calls := 0; ; calls++ {
+		if calls > budget && budget >= 0 && w.buf.Len() > 0 && w.call == nil {
+			if !w.carrying {
+				w.carrying = true
+				go w.carryOn()
+			}
+			return true
+		}
 		c, chunk := w.startLocked()
 		if c == nil {
 			return true
@@ -335,10 +368,13 @@ func (w *core[T]) startLocked() (*completion[T], T) {
 	}
 	var kind callKind
 	switch n := w.buf.Len(); {
-	case n > 0 && (w.corked > 0 || w.lingerLocked(n)):
+	case n > 0 && (w.corked > 0 || w.linger > 0 && w.lingerLocked(n)):
 		return nil, item
 	case n > 0:
-		k := w.batchLenLocked(n)
+		k := 1
+		if w.writev != nil {
+			k = w.batchLenLocked(n)
+		}
 		w.inflight = k
 		if k == 1 && w.write != nil {
 			kind = callWrite
@@ -372,13 +408,10 @@ func (w *core[T]) startLocked() (*completion[T], T) {
 	return c, item
 }
 
-// batchLenLocked returns how many of the n waiting items the next sink call
-// takes: one without Writev, else every one up to MaxBatch items and
-// MaxBatchSize units, and at least one.
+// batchLenLocked returns how many of the n waiting items a Writev call
+// takes: every one up to MaxBatch items and MaxBatchSize units, and at
+// least one.
 func (w *core[T]) batchLenLocked(n int) int {
-	if w.writev == nil {
-		return 1
-	}
 	if w.maxBatch > 0 {
 		n = min(n, w.maxBatch)
 	}
@@ -466,9 +499,10 @@ func (w *core[T]) startDestroyLocked() *completion[T] {
 		err = ErrDestroyed
 	}
 	for w.buf.Len() > 0 {
-		e, _ := w.buf.PopFront()
+		e := w.buf.Front()
 		w.length -= e.size
-		w.settleEntryLocked(&e, err)
+		w.settleEntryLocked(e, err)
+		w.buf.DropFront()
 	}
 	w.flushDueLocked()
 	if w.destroyFn == nil {
@@ -546,12 +580,12 @@ func (w *core[T]) settleWriteLocked(err error, sync bool) {
 		}
 	}
 	for i := 0; w.inflight > 0; i++ {
-		e, _ := w.buf.PopFront()
-		w.inflight--
 		if perItem != nil {
 			err = perItem[i]
 		}
-		w.settleEntryLocked(&e, err)
+		w.settleEntryLocked(w.buf.Front(), err)
+		w.buf.DropFront()
+		w.inflight--
 	}
 	w.flushDueLocked()
 	clear(w.batch)
@@ -565,7 +599,9 @@ func (w *core[T]) settleWriteLocked(err error, sync bool) {
 // buffer: its callback and OnWritten are queued, and the Flush calls that
 // wait for it learn its error.
 func (w *core[T]) settleEntryLocked(e *entry[T], err error) {
-	w.flushErrLocked(e.seq, err)
+	if err != nil && len(w.flushes) > 0 {
+		w.flushErrLocked(e.seq, err)
+	}
 	w.queueOutcomeLocked(e, err)
 	e.release()
 }
@@ -657,13 +693,17 @@ func (w *core[T]) rejectLocked(err error, item T, cb Callback) {
 	if cb == nil && w.onWritten == nil {
 		return
 	}
-	ev := event[T]{kind: evCallback, cb: cb, err: err, item: item, written: w.onWritten != nil}
+	q := &w.events
 	if w.teardown != alive && !w.barrierPassed {
 		// Not held behind the destroy barrier: a late write does not wait
 		// for the write in flight (Node calls it back on the next tick).
-		w.late.PushBack(ev)
+		q = &w.late
+	}
+	ev := event[T]{kind: evCallback, cb: cb, err: err}
+	if w.onWritten != nil {
+		q.pushWritten(ev, item)
 	} else {
-		w.events.PushBack(ev)
+		q.PushBack(ev)
 	}
 	w.scheduleLocked()
 }

@@ -147,13 +147,16 @@ const DefaultHighWaterMark = 16 * 1024
 // WriteString and ReadFrom under backpressure, Wait, Flush, Close). But the
 // stream runs a sink call on the goroutine that finds the sink free, as
 // Node does: WriteChunk, Write, End, Uncork and Flush run the WriteFunc (or
-// Writev) inline when the sink is idle, and with a sink that completes
-// synchronously they go on with the chunks buffered meanwhile, by this or
-// other goroutines, until the buffer is empty. So with a synchronous sink
-// that takes 20 ms per call, an End with five chunks buffered returns after
-// about 100 ms. A sink that completes later (done from its own goroutine)
-// makes these calls return at once; Final, Construct and the Destroy hook
-// always run on goroutines of their own.
+// Writev) inline when the sink is idle. With a sink that completes
+// synchronously, End, Uncork and Flush go on with every chunk buffered, so
+// with a sink that takes 20 ms per call an End with five chunks buffered
+// returns after about 100 ms. WriteChunk and Write go on with the chunks
+// other goroutines queued meanwhile only for 15 more sink calls (a budget
+// that keeps the combining of fast sinks); past it the stream's own
+// goroutine carries on, so a slow sink cannot hold one producer hostage to
+// the others' writes. A sink that completes later (done from its own
+// goroutine) makes these calls return at once; Final, Construct and the
+// Destroy hook always run on goroutines of their own.
 //
 //	w := stream.NewWritable(func(chunk []byte, done stream.Callback) {
 //		_, err := os.Stdout.Write(chunk)
@@ -167,6 +170,9 @@ type Writable struct {
 	core[[]byte]
 
 	piece int // size of the pieces Write and ReadFrom copy into
+	// fastCopyMax is the largest Write that may take the fast path:
+	// fastWriteMax, or MaxBuffered if less (a fast write is not split).
+	fastCopyMax int
 	// fastCopy is the copy buffer of Write's fast writes, owned by whoever
 	// holds fastBusy. It stays with the stream, so it is small: larger
 	// Writes copy into pooled slabs, which go back to the pool once written.
@@ -205,7 +211,10 @@ func NewWritable(write WriteFunc, opts Options) *Writable {
 	}
 	marks{opts.HighWaterMark, opts.LowWaterMark, opts.MaxBuffered, opts.MaxBatch, opts.MaxBatchSize}.
 		check("NewWritable", "Options", hwm)
-	w := &Writable{piece: pieceSize(hwm)}
+	w := &Writable{piece: pieceSize(hwm), fastCopyMax: fastWriteMax}
+	if opts.MaxBuffered > 0 {
+		w.fastCopyMax = min(fastWriteMax, opts.MaxBuffered)
+	}
 	w.init(settings[[]byte]{
 		write:        write,
 		writev:       opts.Writev,
@@ -284,7 +293,7 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 		w.mu.Unlock()
 		return 0, err
 	}
-	if len(p) <= fastWriteMax && len(p) < w.fastMax {
+	if len(p) <= w.fastCopyMax && len(p) < w.fastMax {
 		if v := w.claimFast(len(p)); v != 0 {
 			// The holder of the claim owns fastCopy, and the sink is done
 			// with it once the previous fast write's done released the claim.
@@ -324,7 +333,7 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 			w.turn = make(chan struct{})
 			held = true
 		}
-		w.pumpLocked()
+		w.pumpProducerLocked()
 		w.belowHighWaterLocked()
 		w.scheduleLocked()
 		w.unlock()
@@ -353,12 +362,13 @@ func (w *Writable) waitChanLocked(held bool) <-chan struct{} {
 // while the buffered length is under the high-water mark (at least one).
 // It returns the number of bytes accepted.
 //
-// With MaxBuffered set it takes no more than leaves Length at the cap
-// (something, though, if the stream is empty), and returns 0 with needDrain
-// set when the cap leaves no room: the Write then waits for "drain".
+// With MaxBuffered set it takes no more than leaves Length at the cap, and
+// returns 0 with needDrain set when the cap leaves no room: the Write then
+// waits for "drain". Unlike a WriteChunk, a Write never goes over the cap,
+// since it can be split.
 func acceptCopyLocked[S []byte | string](w *Writable, p S) int {
 	limit := len(p)
-	if w.maxBuffered > 0 && w.length > 0 {
+	if w.maxBuffered > 0 {
 		limit = min(limit, max(w.maxBuffered-w.length, 0))
 		if limit == 0 {
 			w.needDrain = true
@@ -455,7 +465,7 @@ func (w *Writable) waitTurn(held *bool) (room int, err error) {
 			return 0, err
 		}
 		room = w.piece
-		if w.maxBuffered > 0 && w.length > 0 {
+		if w.maxBuffered > 0 {
 			room = w.maxBuffered - w.length
 			if room <= 0 {
 				w.needDrain = true
@@ -495,7 +505,7 @@ func (w *Writable) acceptRead(s *slab, n int) (kept bool, err error) {
 		w.acceptLocked(s.buf[:n], n, nil, s)
 		kept = true
 	}
-	w.pumpLocked()
+	w.pumpProducerLocked()
 	w.belowHighWaterLocked()
 	w.scheduleLocked()
 	return kept, nil

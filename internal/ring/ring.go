@@ -24,6 +24,18 @@ func (r *Ring[T]) PushBack(v T) {
 	r.n++
 }
 
+// PushBackSlot appends a zero element at the end of the queue and returns
+// a pointer to it, valid until the next push or pop, so that a caller can
+// fill a large element in place instead of copying it in.
+func (r *Ring[T]) PushBackSlot() *T {
+	if r.n == len(r.buf) {
+		r.grow()
+	}
+	p := &r.buf[(r.head+r.n)&(len(r.buf)-1)]
+	r.n++
+	return p
+}
+
 // PushFront inserts v at the front of the queue.
 func (r *Ring[T]) PushFront(v T) {
 	if r.n == len(r.buf) {
@@ -52,6 +64,18 @@ func (r *Ring[T]) PopFront() (T, bool) {
 		r.buf, r.head = nil, 0
 	}
 	return v, true
+}
+
+// DropFront removes the first element, which must exist, without copying
+// it out: read it through Front first. The slot is zeroed, as by PopFront.
+func (r *Ring[T]) DropFront() {
+	var zero T
+	r.buf[r.head] = zero
+	r.head = (r.head + 1) & (len(r.buf) - 1)
+	r.n--
+	if r.n == 0 && len(r.buf) > shrinkAbove {
+		r.buf, r.head = nil, 0
+	}
 }
 
 // shrinkAbove is the capacity above which an emptied queue frees its

@@ -142,3 +142,20 @@ func TestRemoveAt(t *testing.T) {
 		}
 	}
 }
+
+// PushBackSlot and DropFront are PushBack and PopFront without the copy.
+func TestSlotAndDrop(t *testing.T) {
+	var r Ring[int]
+	for k := 0; k < 20; k++ {
+		*r.PushBackSlot() = k
+	}
+	for k := 0; k < 20; k++ {
+		if got := *r.Front(); got != k {
+			t.Fatalf("front %d, want %d", got, k)
+		}
+		r.DropFront()
+	}
+	if r.Len() != 0 {
+		t.Fatalf("Len %d after dropping everything", r.Len())
+	}
+}

@@ -21,6 +21,8 @@ var sentinels = []struct {
 	{stream.ErrStalled, "ErrStalled"},
 	{stream.ErrPrematureClose, "ErrPrematureClose"},
 	{stream.ErrDestroyed, "ErrDestroyed"},
+	{stream.ErrDropped, "ErrDropped"},
+	{stream.ErrBadItemErrors, "ErrBadItemErrors"},
 }
 
 // Label names an error in a log: "<nil>"; the name of the first of the

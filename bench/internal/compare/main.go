@@ -37,7 +37,7 @@ func main() {
 	var (
 		rounds  = flag.Int("rounds", 5, "rounds of interleaved runs (at least 1; targets want 5 or more)")
 		quick   = flag.Bool("quick", false, "smaller sizes: "+quickSizes.String())
-		only    = flag.String("only", "", "run only the rows whose key matches this regexp (keys: sync16 async16 cb16 writev-async16 cork16-sync cork16-async write16 chunks64k filecopy tcp producers64 memory)")
+		only    = flag.String("only", "", "run only the rows whose key matches this regexp (keys: sync16 async16 cb16 writev-async16 cork16-sync cork16-async write16 chunks64k filecopy tcp tcp-hwm256k producers64 memory pipe-chunk16k pipe-write16k pipe-ring16k pipe-chunk256k pipe-write256k pipe-ring256k)")
 		timeout = flag.Duration("timeout", 5*time.Minute, "limit of one run (one benchmark or one script)")
 		out     = flag.String("o", "", "also write the Markdown report to this file")
 		tmp     = flag.String("tmpdir", os.TempDir(), "where the file rows keep their source and destination files")

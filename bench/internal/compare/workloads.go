@@ -16,12 +16,13 @@ type sizes struct {
 	writes16  int64  // writes of the 16 B rows
 	writes64K int64  // writes of the 64 KiB row
 	tcpBytes  int64  // bytes of the TCP row (a multiple of 16 KiB)
+	pipeBytes int64  // bytes of the Pipe rows (a multiple of 16 KiB)
 	fileSize  string // bytes of the file-copy and memory rows, as "1G" (both sides parse it)
 }
 
 var (
-	fullSizes  = sizes{name: "full", writes16: 20_000_000, writes64K: 20_000_000, tcpBytes: 1 << 30, fileSize: "1G"}
-	quickSizes = sizes{name: "quick", writes16: 5_000_000, writes64K: 5_000_000, tcpBytes: 256 << 20, fileSize: "256M"}
+	fullSizes  = sizes{name: "full", writes16: 20_000_000, writes64K: 20_000_000, tcpBytes: 1 << 30, pipeBytes: 1 << 30, fileSize: "1G"}
+	quickSizes = sizes{name: "quick", writes16: 5_000_000, writes64K: 5_000_000, tcpBytes: 256 << 20, pipeBytes: 256 << 20, fileSize: "256M"}
 )
 
 // fileBytes returns fileSize in bytes.
@@ -34,8 +35,8 @@ func (s sizes) fileBytes() int64 {
 }
 
 func (s sizes) String() string {
-	return fmt.Sprintf("%s: %s writes in the 16 B rows, %s in the 64 KiB row, %s in the file and memory rows, %s over TCP",
-		s.name, count(s.writes16), count(s.writes64K), bytesIEC(s.fileBytes()), bytesIEC(s.tcpBytes))
+	return fmt.Sprintf("%s: %s writes in the 16 B rows, %s in the 64 KiB row, %s in the file and memory rows, %s over TCP, %s through the pipes",
+		s.name, count(s.writes16), count(s.writes64K), bytesIEC(s.fileBytes()), bytesIEC(s.tcpBytes), bytesIEC(s.pipeBytes))
 }
 
 // Metric names, as the Go benchmarks report them; Node's figures are
@@ -120,6 +121,7 @@ func newSuite(sz sizes, tmp, root string) suite {
 	n16 := strconv.FormatInt(sz.writes16, 10) + "x"
 	n64 := strconv.FormatInt(sz.writes64K, 10) + "x"
 	ntcp := strconv.FormatInt(sz.tcpBytes/(16<<10), 10) + "x"
+	npipe := strconv.FormatInt(sz.pipeBytes/(16<<10), 10) + "x"
 	lower := strings.ToLower(sz.fileSize)
 	src := filepath.Join(tmp, "bench-src-"+lower+".bin")
 	dstGo := filepath.Join(tmp, "bench-ow-go-"+lower+".bin")
@@ -170,6 +172,14 @@ func newSuite(sz sizes, tmp, root string) suite {
 		{id: "go-slowsink", label: "Pipeline → slow sink, HWM 16 KiB", bench: "BenchmarkSlowSink/Pipeline-HWM16KiB", btime: "1x", args: fileFlags, metric: peakHeapMiB},
 		{id: "node-slowsink", label: "slowsink.js", node: true, args: node("slowsink.js", src, sz.fileSize, "16K"), metric: peakHeapMiB},
 		{id: "go-copybuffer-slow", label: "io.CopyBuffer 64 KiB → slow sink", bench: "BenchmarkSlowSink/io.CopyBuffer-64KiB", btime: "1x", args: fileFlags, metric: peakHeapMiB},
+
+		{id: "go-pipe-chunk16k", label: "Pipe HWM 16 KiB: WriteChunk 16 KiB → WriteTo", bench: "BenchmarkPipe/WriteChunk-WriteTo/HWM16KiB", btime: npipe, metric: mbPerSec},
+		{id: "go-pipe-write16k", label: "Pipe HWM 16 KiB: Write 16 KiB → Read", bench: "BenchmarkPipe/Write-Read/HWM16KiB", btime: npipe, metric: mbPerSec},
+		{id: "go-ring16k", label: "mutex+cond ring 16 KiB: Write → Read", bench: "BenchmarkPipe/ring/HWM16KiB", btime: npipe, metric: mbPerSec},
+		{id: "go-pipe-chunk256k", label: "Pipe HWM 256 KiB: WriteChunk 16 KiB → WriteTo", bench: "BenchmarkPipe/WriteChunk-WriteTo/HWM256KiB", btime: npipe, metric: mbPerSec},
+		{id: "go-pipe-write256k", label: "Pipe HWM 256 KiB: Write 16 KiB → Read", bench: "BenchmarkPipe/Write-Read/HWM256KiB", btime: npipe, metric: mbPerSec},
+		{id: "go-ring256k", label: "mutex+cond ring 256 KiB: Write → Read", bench: "BenchmarkPipe/ring/HWM256KiB", btime: npipe, metric: mbPerSec},
+		{id: "go-iopipe", label: "io.Pipe: Write 16 KiB → Read", bench: "BenchmarkPipe/io.Pipe/16KiB", btime: npipe, metric: mbPerSec},
 	}
 
 	bufio := "bufio→io.Discard"
@@ -200,6 +210,21 @@ func newSuite(sz sizes, tmp, root string) suite {
 			metric: writesPerSec, minVsFloor: 0.5},
 		{key: "memory", name: "Memory: Pipeline " + bytesIEC(sz.fileBytes()) + " → slow sink, HWM 16 KiB (peak heap)", ours: "go-slowsink", node: "node-slowsink", floor: "go-copybuffer-slow", floorName: "io.CopyBuffer 64 KiB",
 			metric: peakHeapMiB, lowerWins: true, maxOurs: 2},
+	}
+	pipeRows := []struct{ key, mark, chunk, write, ring string }{
+		{"16k", "16 KiB", "go-pipe-chunk16k", "go-pipe-write16k", "go-ring16k"},
+		{"256k", "256 KiB", "go-pipe-chunk256k", "go-pipe-write256k", "go-ring256k"},
+	}
+	for _, p := range pipeRows {
+		pipe := "Pipe " + bytesIEC(sz.pipeBytes) + ", HWM " + p.mark + ", 16 KiB writes: "
+		rows = append(rows,
+			row{key: "pipe-chunk" + p.key, name: pipe + "WriteChunk → WriteTo", ours: p.chunk, floor: "go-iopipe", floorName: "io.Pipe",
+				metric: mbPerSec, minVsFloor: 2},
+			row{key: "pipe-write" + p.key, name: pipe + "Write → Read", ours: p.write, floor: "go-iopipe", floorName: "io.Pipe",
+				metric: mbPerSec, minVsFloor: 1},
+			row{key: "pipe-ring" + p.key, name: pipe + "Write → Read against a mutex+cond ring of the mark's size", ours: p.write, floor: p.ring, floorName: "ring",
+				metric: mbPerSec, minVsFloor: 1},
+		)
 	}
 
 	baselines := []baseline{
