@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -77,6 +78,7 @@ func run(n, size int, mode string, rounds int) error {
 	for round := range rounds {
 		rate := map[string]float64{}
 		for _, name := range order {
+			runtime.GC() // do not bill one run for the garbage of the one before
 			r, err := runs[name](nc, n, size)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
