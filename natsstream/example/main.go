@@ -155,8 +155,9 @@ func publisher(nc *nats.Conn, n, size int) (float64, error) {
 
 // baseline publishes n messages with the loop a NATS user writes: nats.go
 // caps the acks outstanding (PublishAsyncMaxPending) and the loop waits
-// for them all at the end. Nothing reports which message failed, in
-// order, or bounds the wait.
+// for them all at the end. Its failures reach an error handler, unordered
+// and apart from their messages' place in the loop; the only bound on the
+// wait is the loop's own timer.
 func baseline(nc *nats.Conn, n, size int) (float64, error) {
 	var failed sync.Map
 	js, err := jetstream.New(nc,
