@@ -8,8 +8,9 @@
 // It starts a nats-server with JetStream inside the process, storing in a
 // temporary directory, unless NATS_URL names a server to use. Flags:
 // -n (messages), -size (bytes each), -mode (both, publisher, baseline),
-// -rounds (rounds of both, each printing the ratio of their rates; the
-// order alternates, and the median ratio ends the output).
+// -rounds (rounds of both, each printing the ratios of their rates in
+// messages per second and per CPU second; the order alternates, and the
+// medians end the output).
 package main
 
 import (
@@ -64,7 +65,7 @@ func run(n, size int, mode string, rounds int) error {
 	}
 	defer nc.Close()
 
-	runs := map[string]func(*nats.Conn, int, int) (float64, error){
+	runs := map[string]func(*nats.Conn, int, int) (result, error){
 		"baseline": baseline, "publisher": publisher,
 	}
 	order := []string{"baseline", "publisher"}
@@ -74,42 +75,81 @@ func run(n, size int, mode string, rounds int) error {
 		}
 		order = []string{mode}
 	}
-	var ratios []float64
+	var wall, cpu []float64 // publisher / baseline, per round
 	for round := range rounds {
-		rate := map[string]float64{}
+		res := map[string]result{}
 		for _, name := range order {
 			runtime.GC() // do not bill one run for the garbage of the one before
 			r, err := runs[name](nc, n, size)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			rate[name] = r
+			res[name] = r
 		}
 		if len(order) == 2 {
-			ratios = append(ratios, rate["publisher"]/rate["baseline"])
-			fmt.Printf("round %d: publisher / baseline %.2f\n", round+1, ratios[len(ratios)-1])
+			p, b := res["publisher"], res["baseline"]
+			wall = append(wall, p.rate()/b.rate())
+			cpu = append(cpu, b.cpuPerMsg()/p.cpuPerMsg())
+			fmt.Printf("round %d: publisher / baseline: %.2f in messages/s, %.2f in messages per CPU second\n",
+				round+1, wall[len(wall)-1], cpu[len(cpu)-1])
 			// Alternate which goes first, so that neither always runs on a
 			// warmer (or busier) machine.
 			order[0], order[1] = order[1], order[0]
 		}
 	}
-	if len(ratios) > 1 {
-		slices.Sort(ratios)
-		fmt.Printf("publisher / baseline: median %.2f of %d rounds (min %.2f, max %.2f)\n",
-			ratios[len(ratios)/2], len(ratios), ratios[0], ratios[len(ratios)-1])
+	if len(wall) > 1 {
+		fmt.Printf("publisher / baseline over %d rounds: messages/s %s; messages per CPU second %s\n",
+			len(wall), summary(wall), summary(cpu))
 	}
 	return nil
 }
 
+// result is one timed run.
+type result struct {
+	n         int
+	wall, cpu time.Duration
+}
+
+func (r result) rate() float64      { return float64(r.n) / r.wall.Seconds() }
+func (r result) cpuPerMsg() float64 { return float64(r.cpu) / float64(r.n) }
+
+func (r result) String() string {
+	return fmt.Sprintf("%d messages in %v: %.0f messages/s, %.2fµs CPU each",
+		r.n, r.wall.Round(time.Millisecond), r.rate(), r.cpuPerMsg()/1e3)
+}
+
+// timer measures a run in wall clock and process CPU time.
+type timer struct {
+	wall time.Time
+	cpu  time.Duration
+}
+
+func startTimer() timer { return timer{time.Now(), cpuTime()} }
+
+func (t timer) stop(n int) result {
+	return result{n, time.Since(t.wall), cpuTime() - t.cpu}
+}
+
+// summary gives the median and range of ratios.
+func summary(r []float64) string {
+	s := slices.Clone(r)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + m) / 2
+	}
+	return fmt.Sprintf("median %.2f (min %.2f, max %.2f)", m, s[0], s[len(s)-1])
+}
+
 // publisher publishes n messages through a natsstream Publisher, checks
 // every outcome and reads the stream back in order.
-func publisher(nc *nats.Conn, n, size int) (float64, error) {
+func publisher(nc *nats.Conn, n, size int) (result, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	if err := freshStream(js); err != nil {
-		return 0, err
+		return result{}, err
 	}
 
 	var (
@@ -128,29 +168,28 @@ func publisher(nc *nats.Conn, n, size int) (float64, error) {
 			mu.Unlock()
 		},
 	})
-	start := time.Now()
+	t := startTimer()
 	for i := range n {
 		if !w.WriteChunk(&nats.Msg{Subject: subject, Data: payload(i, size)}, nil) {
 			if err := w.Wait(ctx); err != nil {
-				return 0, err
+				return result{}, err
 			}
 		}
 	}
 	if err := w.Close(); err != nil { // waits for every ack
-		return 0, err
+		return result{}, err
 	}
-	elapsed := time.Since(start)
-	rate := float64(n) / elapsed.Seconds()
+	res := t.stop(n)
 
 	read, err := readBack(js, size)
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	fmt.Printf("publisher: %d messages in %v: %.0f messages/s; acks outstanding at peak %d; %d batches, mean %.0f messages; %d failed; %d read back in order\n",
-		n, elapsed.Round(time.Millisecond), rate, peak, batches, float64(items)/float64(batches), failed, read)
-	return rate, nil
+	fmt.Printf("publisher: %v; acks outstanding at peak %d; %d batches, mean %.0f messages; %d failed; %d read back in order\n",
+		res, peak, batches, float64(items)/float64(batches), failed, read)
+	return res, nil
 }
 
 // baseline publishes n messages with the loop a NATS user writes: nats.go
@@ -158,7 +197,7 @@ func publisher(nc *nats.Conn, n, size int) (float64, error) {
 // for them all at the end. Its failures reach an error handler, unordered
 // and apart from their messages' place in the loop; the only bound on the
 // wait is the loop's own timer.
-func baseline(nc *nats.Conn, n, size int) (float64, error) {
+func baseline(nc *nats.Conn, n, size int) (result, error) {
 	var failed sync.Map
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(natsstream.DefaultMaxPending),
@@ -166,12 +205,12 @@ func baseline(nc *nats.Conn, n, size int) (float64, error) {
 			failed.Store(string(m.Data), err)
 		}))
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	if err := freshStream(js); err != nil {
-		return 0, err
+		return result{}, err
 	}
-	start := time.Now()
+	t := startTimer()
 	for i := range n {
 		data := payload(i, size)
 		for {
@@ -180,7 +219,7 @@ func baseline(nc *nats.Conn, n, size int) (float64, error) {
 				continue // no ack freed a slot within nats.go's 200ms: try again
 			}
 			if err != nil {
-				return 0, err
+				return result{}, err
 			}
 			break
 		}
@@ -188,19 +227,18 @@ func baseline(nc *nats.Conn, n, size int) (float64, error) {
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-time.After(time.Minute):
-		return 0, errors.New("acks not in within a minute")
+		return result{}, errors.New("acks not in within a minute")
 	}
-	elapsed := time.Since(start)
-	rate := float64(n) / elapsed.Seconds()
+	res := t.stop(n)
 	var nfailed int
 	failed.Range(func(any, any) bool { nfailed++; return true })
 	info, err := streamInfo(js)
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
-	fmt.Printf("baseline:  %d messages in %v: %.0f messages/s (PublishAsync, PublishAsyncMaxPending %d); %d failed; %d in the stream\n",
-		n, elapsed.Round(time.Millisecond), rate, natsstream.DefaultMaxPending, nfailed, info.State.Msgs)
-	return rate, nil
+	fmt.Printf("baseline:  %v (PublishAsync, PublishAsyncMaxPending %d); %d failed; %d in the stream\n",
+		res, natsstream.DefaultMaxPending, nfailed, info.State.Msgs)
+	return res, nil
 }
 
 // payload is message i: its index in decimal, padded to size bytes.
