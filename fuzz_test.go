@@ -37,11 +37,18 @@ import (
 // number n (1..8) of sink actions that follow, applied to sink call k as
 // actions[k%n]; then operations of two bytes, kind and argument. See
 // decodeScript.
+//
+// An input that starts with "CW" is a concurrent script instead, with
+// Writes from several goroutines at once: see fuzz_concurrent_test.go.
 func FuzzWritable(f *testing.F) {
 	for _, seed := range fuzzSeeds {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if cs, ok := decodeConcurrent(data); ok {
+			synctest.Test(t, func(t *testing.T) { runConcurrent(t, cs) })
+			return
+		}
 		sc := decodeScript(data)
 		synctest.Test(t, func(t *testing.T) { runScript(t, sc) })
 	})

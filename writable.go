@@ -359,7 +359,8 @@ func (w *Writable) waitChanLocked(held bool) <-chan struct{} {
 
 // acceptCopyLocked copies as much of p into the buffer as one round of a
 // Write may take: the room left in the buffered tail, then whole pieces
-// while the buffered length is under the high-water mark (at least one).
+// while the buffered length is under the high-water mark (at least one,
+// and all of p if it fits in a piece).
 // It returns the number of bytes accepted.
 //
 // With MaxBuffered set it takes no more than leaves Length at the cap, and
@@ -382,7 +383,9 @@ func acceptCopyLocked[S []byte | string](w *Writable, p S) int {
 		tail.size += n
 		w.length += n
 	}
-	for n < limit && (n == 0 || w.length < w.hwm) {
+	// A Write no larger than a piece goes in this round whatever the mark:
+	// split across rounds, End or a WriteChunk could come between its parts.
+	for n < limit && (n == 0 || w.length < w.hwm || len(p) <= w.piece) {
 		s := getSlab(w.piece)
 		k := copy(s.buf[:min(len(s.buf), limit-n)], p[n:])
 		w.acceptLocked(s.buf[:k], k, nil, s)
