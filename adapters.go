@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +20,20 @@ import (
 // The blocking writes to w run on one goroutine owned by the stream, one
 // call at a time, so the producers never wait for w except through the
 // stream's backpressure (Write blocks, WriteChunk returns false). The
-// goroutine starts with the first write and is gone once [Writable.Done] is
-// closed; the stream must therefore be ended (End, Close) or destroyed.
+// goroutine starts with the first write it is handed and is gone once
+// [Writable.Done] is closed; the stream must therefore be ended (End,
+// Close) or destroyed.
+//
+// On Unix, a single chunk for a socket (a net.Conn that is a syscall.Conn:
+// TCP, Unix, UDP) is first offered to the socket without blocking, on the
+// goroutine that made the sink call, as Node's uv_try_write does: when the
+// send buffer has room the write completes before the sink call returns,
+// with no goroutine involved. Only what does not fit (the socket is full,
+// or a write deadline has passed) goes to the goroutine, and the chunks
+// written meanwhile pile up in the stream, to go out together. Chunks
+// shorter than a quarter of the high-water mark skip the attempt: several
+// of them fit under the mark, and batching them costs less than a system
+// call each.
 //
 // When two or more chunks are buffered they go out in one batch: for a
 // net.Conn as one [net.Buffers.WriteTo], which is a single writev on TCP
@@ -131,8 +144,10 @@ var past = time.Unix(1, 0)
 type writerSink struct {
 	stream      *Writable
 	w           io.Writer
-	closer      io.Closer // FromWriteCloser's writer; nil for FromWriter
-	vectored    bool      // w is a net.Conn: net.Buffers.WriteTo may be one writev
+	closer      io.Closer  // FromWriteCloser's writer; nil for FromWriter
+	vectored    bool       // w is a net.Conn: net.Buffers.WriteTo may be one writev
+	try         *trySocket // non-blocking attempts on a socket; nil for other writers
+	tryMin      int        // the shortest chunk offered to try
 	flush       func() error
 	setDeadline func(time.Time) error // nil if w takes no write deadline
 	userDestroy DestroyFunc
@@ -161,6 +176,7 @@ type writerSink struct {
 	// Counters for tests.
 	batches       atomic.Int64 // Writev calls
 	vectoredCalls atomic.Int64 // of which went out as one net.Buffers.WriteTo
+	inline        atomic.Int64 // write calls completed by a non-blocking attempt
 }
 
 type jobKind uint8
@@ -205,6 +221,11 @@ func newWriterSink(w io.Writer, closer io.Closer, opts Options) *writerSink {
 	if dw, ok := w.(interface{ SetWriteDeadline(time.Time) error }); ok {
 		s.setDeadline = dw.SetWriteDeadline
 	}
+	if s.flush == nil {
+		// A flush may block: only a writer that needs none is written inline.
+		s.try = newTrySocket(w)
+		s.tryMin = cmp.Or(opts.HighWaterMark, DefaultHighWaterMark) / 4
+	}
 	opts.Writev = s.writev
 	opts.Destroy = s.destroy
 	s.stream = NewWritable(s.write, opts)
@@ -214,8 +235,26 @@ func newWriterSink(w io.Writer, closer io.Closer, opts Options) *writerSink {
 	return s
 }
 
-// write is the stream's WriteFunc: it hands the chunk to the goroutine.
+// write is the stream's WriteFunc. A socket takes what fits at once; the
+// rest of the chunk, or all of it for other writers, goes to the goroutine.
+// The stream makes one sink call at a time, so the goroutine is idle here.
+//
+// A chunk shorter than a quarter of the high-water mark goes to the
+// goroutine at once: four or more such chunks can pile up in the stream
+// while it is written, and go out together as one writev, where writing
+// each inline would cost a system call (and, on TCP, a segment) apiece.
+// On loopback with a 256 KiB mark and 16 KiB chunks, trying every chunk
+// inline took 1.35× the CPU time of batching them.
 func (s *writerSink) write(chunk []byte, done Callback) {
+	if s.try != nil && len(chunk) >= s.tryMin {
+		n, err := s.try.write(chunk)
+		if n == len(chunk) || err != nil {
+			s.inline.Add(1)
+			done(s.result(err))
+			return
+		}
+		chunk = chunk[n:]
+	}
 	s.start.Do(s.spawn)
 	s.jobs <- sinkJob{kind: jobWrite, chunk: chunk, done: done}
 }
@@ -317,6 +356,12 @@ func (s *writerSink) do(j *sinkJob) error {
 		}
 	}
 	s.inWrite.Store(false)
+	return s.result(err)
+}
+
+// result is the outcome of a write for its callback: err, marked as the
+// echo of a Destroy if the write was interrupted.
+func (s *writerSink) result(err error) error {
 	if err != nil && s.interrupted.Load() {
 		if s.cause != nil {
 			return fmt.Errorf("%w: %w: write interrupted: %w", ErrDestroyed, s.cause, err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 	"testing"
 
 	"github.com/streamkit/stream"
@@ -54,7 +53,7 @@ func BenchmarkFileCopy(b *testing.B) {
 			b.SetBytes(size)
 			for b.Loop() {
 				b.StopTimer()
-				syscall.Sync()
+				syncAll()
 				if err := scribble(dst, size); err != nil {
 					b.Fatal(err)
 				}

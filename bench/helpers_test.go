@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,12 +41,29 @@ func filled(n int) []byte {
 	return p
 }
 
+// cacheLine is the size of a CPU cache line on amd64 and arm64 (the
+// prefetcher of some x86 parts pairs lines: 64 is the unit of sharing).
+const cacheLine = 64
+
 // countSink is a sink that completes each write before returning (Node's
 // _write calling its callback synchronously) and counts the bytes it got.
 // The stream makes at most one sink call at a time, so n needs no lock; read
-// it after Done.
+// it after Done. n has a cache line of its own: a stream that runs the sink
+// and the write callbacks on different goroutines must not be measured
+// fighting over a line the benchmark happens to share between its
+// counters.
 type countSink struct {
+	_ [cacheLine]byte
 	n int64
+	_ [cacheLine - 8]byte
+}
+
+// paddedCounter is an atomic counter on a cache line of its own, like
+// countSink.n.
+type paddedCounter struct {
+	_ [cacheLine]byte
+	atomic.Int64
+	_ [cacheLine - 8]byte
 }
 
 func (s *countSink) write(chunk []byte, done stream.Callback) {

@@ -165,6 +165,6 @@ func TestSuiteOnly(t *testing.T) {
 	for _, m := range got.measurements {
 		kept = append(kept, m.id)
 	}
-	assert.Equal(t, []string{"go-sync16", "go-producers64"}, kept, "the row's measurements, its floor included, in suite order")
+	assert.Equal(t, []string{"node-sync16", "go-producers1", "go-producers64"}, kept, "the row's measurements, Node and its floor included, in suite order")
 	assert.Empty(t, got.baselines, "no baseline has both its runs")
 }
