@@ -306,12 +306,10 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 		}
 	}
 	w.checkMade(writableName)
+	// No defer for the turn: it would cost a closure on every Write. Should
+	// the sink panic inside a round, the stream is destroyed, and a turn
+	// left held is never waited for: every Write checks lateErr first.
 	held := false
-	defer func() {
-		if held {
-			w.releaseTurn()
-		}
-	}()
 	// Once all of p is accepted Write succeeds, even if the sink failed on
 	// it synchronously: the error is the next call's.
 	for len(p) > 0 {
@@ -319,9 +317,13 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 		w.closeFastLocked()
 		if err := w.lateErrLocked(); err != nil {
 			w.mu.Unlock()
+			if held {
+				w.releaseTurn()
+			}
 			return n, err
 		}
-		if ch := w.waitChanLocked(held); ch != nil {
+		if w.turn != nil && !held || w.needDrain {
+			ch := w.waitChanLocked(held)
 			w.mu.Unlock()
 			<-ch
 			continue
@@ -337,6 +339,9 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 		w.belowHighWaterLocked()
 		w.scheduleLocked()
 		w.unlock()
+	}
+	if held {
+		w.releaseTurn()
 	}
 	return n, nil
 }
