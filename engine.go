@@ -75,9 +75,6 @@ type core[T any] struct {
 	dropped          int           // items dropped by Overflow, for State
 	// flushes are the waiting Flush calls, in the order of their targets.
 	flushes []*flushWaiter
-	// evicted holds the items DropOldest evicted while a call was in
-	// flight, until that call settles: outcomes go in acceptance order.
-	evicted ring.Ring[entry[T]]
 	// turn is held by a Write that spans more than one round, or by a
 	// ReadFrom, until it returns: other Writes wait for it to be closed, so
 	// that one Write's bytes are never interleaved with another's. The fast
@@ -287,45 +284,34 @@ func (w *core[T]) roomLocked(size int) bool {
 	if w.maxBuffered == 0 || w.length+size <= w.maxBuffered || w.length == 0 {
 		return true
 	}
-	if w.overflow == DropOldest && w.inFlightUnitsLocked()+size <= w.maxBuffered {
-		for w.length+size > w.maxBuffered && w.buf.Len() > w.inflight {
-			e := w.buf.RemoveAt(w.inflight) // the oldest waiting, never one in flight
-			w.length -= e.size
-			w.dropped++
-			if w.inflight == 0 && w.call != &w.fastCall {
-				w.settleEntryLocked(&e, ErrDropped)
-			} else {
-				// Its outcome waits for those of the items in flight,
-				// which were accepted before it.
-				*w.evicted.PushBackSlot() = e
-			}
+	if w.overflow != DropOldest {
+		return false
+	}
+	// Evict only if that makes room: the oldest waiting items, never one
+	// in flight, nor the bytes a Write copied in (a Write never drops).
+	k, freed := 0, 0
+	for i := w.inflight; i < w.buf.Len() && w.length-freed+size > w.maxBuffered; i++ {
+		e := w.buf.At(i)
+		if e.slab != nil {
+			break
 		}
-		w.flushDueLocked()
-		w.scheduleLocked()
+		k, freed = k+1, freed+e.size
 	}
-	return w.length+size <= w.maxBuffered || w.length == 0
-}
-
-// inFlightUnitsLocked returns the units of the items in flight, which
-// DropOldest cannot evict.
-func (w *core[T]) inFlightUnitsLocked() int {
-	n := 0
-	for i := range w.inflight {
-		n += w.buf.At(i).size
+	if w.length-freed+size > w.maxBuffered && w.length-freed > 0 {
+		return false
 	}
-	if w.call == &w.fastCall {
-		n += w.adopted
+	for range k {
+		e := w.buf.RemoveAt(w.inflight)
+		w.length -= e.size
+		w.dropped++
+		// Its outcome goes now, possibly before those of older items in
+		// flight: held back, the outcomes of a stalled sink's evictions
+		// would pile up without bound, which the cap is there to prevent.
+		w.settleEntryLocked(&e, ErrDropped)
 	}
-	return n
-}
-
-// settleEvictedLocked queues the outcomes of the items DropOldest evicted
-// while older items were in flight, now that those have theirs.
-func (w *core[T]) settleEvictedLocked() {
-	for w.evicted.Len() > 0 {
-		w.settleEntryLocked(w.evicted.Front(), ErrDropped)
-		w.evicted.DropFront()
-	}
+	w.flushDueLocked()
+	w.scheduleLocked()
+	return true
 }
 
 // wait is Wait.

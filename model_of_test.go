@@ -19,24 +19,6 @@ import (
 // Items are ints: v = id<<8 | arg, so that a misplaced item shows and Size
 // (a function of v) varies. The model knows each item's size from the same
 // Size function.
-//
-// Where the engine departs from DESIGN (see bugs_of_test.go), the model
-// follows the engine behind a named switch below, so that the fuzz target
-// stays green; each switch names its bug. Set it to false once the bug is
-// fixed.
-const (
-	// bugOfEvictInVain (bug 1): DropOldest evicts the waiting items even
-	// when the items in flight alone leave no room, and then drops the new
-	// item as well. DESIGN: "if the items in flight alone leave no room,
-	// the new item is dropped as with DropNewest".
-	bugOfEvictInVain = false
-	// bugOfEvictedFirst (bug 2): an item evicted by DropOldest gets its
-	// outcome at once, ahead of the older items still in flight, so
-	// OnWritten and the callbacks are not in acceptance order. DESIGN:
-	// OnWritten is the "per-item outcome, in order"; callbacks run in
-	// the spec's order. (FuzzWritableOf checks the order unless set.)
-	bugOfEvictedFirst = false
-)
 
 // oItem is an accepted (or rejected) item.
 type oItem struct {
@@ -96,7 +78,6 @@ type ofModel struct {
 	nextCall       int
 	calls          []*oCall
 	buf            []oItem // waiting, not in flight
-	evicted        []oItem // dropped by DropOldest while items were in flight
 	accepted       int
 	acceptedIDs    map[int]bool
 	length, corked int
@@ -350,7 +331,6 @@ func (m *ofModel) settle(c *oCall, d ofDone, sync bool) {
 			}
 			m.settleItem(it, e)
 		}
-		m.settleEvicted()
 		m.flushDue()
 	case "final":
 		if d.err != "" {
@@ -377,15 +357,6 @@ func (m *ofModel) settleItem(it oItem, err string) {
 		return
 	}
 	m.q = append(m.q, oEvent{kind: "out", id: it.id, err: err, cb: it.cb, written: m.cfg.onWritten, counted: true})
-}
-
-// settleEvicted queues the outcomes of the items DropOldest evicted while
-// older items were in flight.
-func (m *ofModel) settleEvicted() {
-	for _, it := range m.evicted {
-		m.settleItem(it, "dropped")
-	}
-	m.evicted = nil
 }
 
 // flushDue wakes, behind the outcomes queued so far, every Flush whose
@@ -429,7 +400,6 @@ func (m *ofModel) startDestroy() {
 	if err == "" {
 		err = "destroyed"
 	}
-	m.settleEvicted()
 	for _, it := range m.buf {
 		m.length -= it.size
 		m.settleItem(it, err)
@@ -590,17 +560,13 @@ func (m *ofModel) room(size int) bool {
 		for _, it := range m.buf {
 			inFlight -= it.size
 		}
-		if bugOfEvictInVain || inFlight+size <= max || inFlight == 0 {
+		if inFlight+size <= max || inFlight == 0 {
 			for m.length+size > max && len(m.buf) > 0 {
 				it := m.buf[0]
 				m.buf = m.buf[1:]
 				m.length -= it.size
 				m.dropped++
-				if m.call != nil && len(m.call.items) > 0 {
-					m.evicted = append(m.evicted, it) // after the items in flight
-				} else {
-					m.settleItem(it, "dropped")
-				}
+				m.settleItem(it, "dropped") // at once, before older items in flight
 			}
 			m.flushDue()
 		}

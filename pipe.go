@@ -13,9 +13,9 @@ import (
 // A PipeReader must be created with [Pipe]; a method of the zero value
 // panics. It is safe for concurrent use: Reads and WriteTos from several
 // goroutines take turns, each seeing bytes in the order they were written,
-// and CloseWithError may be called at any time from any goroutine. Close it (or end or destroy the write end) when
-// done: a writer blocked on a full pipe waits until the reader reads or
-// closes.
+// and CloseWithError may be called at any time from any goroutine. Close
+// it (or end or destroy the write end) when done: a writer blocked on a
+// full pipe waits until the reader reads or closes.
 //
 //	r, w := stream.Pipe(stream.Options{HighWaterMark: 64 << 10})
 //	go func() {

@@ -498,7 +498,6 @@ func (w *core[T]) startDestroyLocked() *completion[T] {
 	if err == nil {
 		err = ErrDestroyed
 	}
-	w.settleEvictedLocked()
 	for w.buf.Len() > 0 {
 		e := w.buf.Front()
 		w.length -= e.size
@@ -588,7 +587,6 @@ func (w *core[T]) settleWriteLocked(err error, sync bool) {
 		w.buf.DropFront()
 		w.inflight--
 	}
-	w.settleEvictedLocked()
 	w.flushDueLocked()
 	clear(w.batch)
 	w.batch = w.batch[:0]

@@ -71,7 +71,8 @@ type Options struct {
 
 	// Overflow is what WriteChunk does at MaxBuffered: DropNewest (the
 	// default) fails the new chunk with ErrDropped; DropOldest evicts the
-	// oldest waiting chunks (never one in flight) with ErrDropped.
+	// oldest waiting chunks (never one in flight, nor the bytes of a Write)
+	// with ErrDropped.
 	Overflow Overflow
 
 	// Writev, if set, receives all buffered chunks in one call whenever two

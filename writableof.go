@@ -29,8 +29,10 @@ const (
 	DropNewest Overflow = iota
 	// DropOldest evicts the oldest waiting items (never one in flight)
 	// until the new one fits; each evicted item's callback and OnWritten
-	// get ErrDropped. If the items in flight alone leave no room, the new
-	// item is dropped as with DropNewest.
+	// get ErrDropped at once, which may be before the outcome of an older
+	// item still in flight (held back, the outcomes of a stalled sink's
+	// evictions would grow without bound). If the items in flight alone
+	// leave no room, the new item is dropped as with DropNewest.
 	DropOldest
 )
 

@@ -341,8 +341,8 @@ func TestWritableOfDropOldest(t *testing.T) {
 	sink.next(t).done(nil)
 	sink.next(t).done(nil)
 	require.NoError(t, w.Flush(context.Background()), "Flush")
-	assert.Equal(t, []string{"w0 <nil>", "w1 ErrDropped", "w2 ErrDropped", "w3 <nil>", "w4 <nil>"}, out.get(),
-		"outcomes in acceptance order: the evicted ones after the one in flight")
+	assert.Equal(t, []string{"w1 ErrDropped", "w2 ErrDropped", "w0 <nil>", "w3 <nil>", "w4 <nil>"}, out.get(),
+		"outcomes: an eviction's at once, before the item in flight")
 
 	bigSink := newBatchSink(true)
 	big := stream.NewWritableOf(bigSink.write, stream.OptionsOf[int]{Size: func(v int) int { return v },
