@@ -577,8 +577,9 @@ func TestPipelineSeq(t *testing.T) {
 		ctx, cancel := context.WithCancelCause(context.Background())
 		stopped := errors.New("shutdown")
 		res := make(chan error, 1)
-		go func() { res <- stream.PipelineSeq(ctx, w, count(math.MaxInt, -1, nil)) }() // ends only by ctx
-		sink.next(t).done(nil)                                                         // the copy is under way
+		// The source ends only by ctx.
+		go func() { res <- stream.PipelineSeq(ctx, w, count(math.MaxInt, -1, nil)) }()
+		sink.next(t).done(nil) // the copy is under way
 		cancel(stopped)
 		sink.release() // Destroy waits for the call in flight
 		assert.ErrorIs(t, streamtest.Recv(t, res, "PipelineSeq to return"), stopped, "PipelineSeq")
