@@ -127,11 +127,7 @@ func TestBatchRejectedMessageDoesNotFailNeighbours(t *testing.T) {
 		assert.NoError(t, err, "message %d, a neighbour of a rejected one", i)
 		want = append(want, strconv.Itoa(i))
 	}
-	var got []string
-	for _, m := range readStream(t, js, "SIZE") {
-		got = append(got, m.data)
-	}
-	assert.Equal(t, want, got, "the stored messages, in order")
+	assert.Equal(t, want, storedData(t, js, "SIZE"), "the stored messages, in order")
 }
 
 func TestBatchAckTimeout(t *testing.T) {
@@ -370,9 +366,5 @@ func TestBatchNoStreamFailsAlone(t *testing.T) {
 		assert.NoError(t, err, "message %d", i)
 		want = append(want, strconv.Itoa(i))
 	}
-	var got []string
-	for _, m := range readStream(t, js, "SOME") {
-		got = append(got, m.data)
-	}
-	assert.Equal(t, want, got, "the stored messages, in order")
+	assert.Equal(t, want, storedData(t, js, "SOME"), "the stored messages, in order")
 }

@@ -185,11 +185,7 @@ func TestPublisherRejectedMessageDoesNotFailNeighbours(t *testing.T) {
 		assert.NoError(t, err, "message %d, a neighbour of a rejected one", i)
 		want = append(want, string(m.Data))
 	}
-	var got []string
-	for _, m := range readStream(t, js, "SIZE") {
-		got = append(got, m.data)
-	}
-	assert.Equal(t, want, got, "the stored messages, in order")
+	assert.Equal(t, want, storedData(t, js, "SIZE"), "the stored messages, in order")
 }
 
 func TestPublisherServerRestart(t *testing.T) {

@@ -124,6 +124,16 @@ type storedMsg struct {
 	data    string
 }
 
+// storedData returns the data of every message in the stream, in order.
+func storedData(t testing.TB, js jetstream.JetStream, name string) []string {
+	t.Helper()
+	var data []string
+	for _, m := range readStream(t, js, name) {
+		data = append(data, m.data)
+	}
+	return data
+}
+
 // readStream reads every message of the stream back, in stream order,
 // with an ordered consumer, and fails the test if that takes longer than
 // two minutes (100,000 messages take seconds, under -race on a loaded
