@@ -102,6 +102,9 @@ type core[T any] struct {
 	// Writev, reused.
 	call     *completion[T]
 	inflight int
+	// credited is what a Pipe's reader consumed of the write call in flight
+	// before its done (see credit in pipe.go): already taken off length.
+	credited int
 	batch    []T
 	callSeq  uint64
 	stallFor *completion[T] // the call the stall timer is armed for

@@ -57,6 +57,11 @@ type PipeReader struct {
 	// nobody else may complete the call meanwhile.
 	lent bool
 
+	// wait is the buffer of a Read waiting for bytes, and waited how many
+	// a Write copied into it (see copyToReader).
+	wait   []byte
+	waited int
+
 	eof    bool  // Final succeeded: every byte was handed over and read
 	err    error // the stream was destroyed or failed: what Read returns
 	cut    error // the result of the call in flight cut short by err
@@ -113,6 +118,7 @@ func Pipe(opts Options) (*PipeReader, *Writable) {
 	w.mu.Lock()
 	w.interrupt = r.interrupt
 	w.deliverElsewhere = true
+	w.pipe = r
 	w.mu.Unlock()
 	r.w = w
 	return r, w
@@ -132,11 +138,18 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 	n := 0
 	for {
 		r.mu.Lock()
+		r.wait = nil
+		if r.waited > 0 {
+			n, r.waited = r.waited, 0
+			r.mu.Unlock()
+			return n, nil
+		}
 		if err := r.errLocked(); err != nil {
 			r.mu.Unlock()
 			return n, err
 		}
 		if r.chunks != nil {
+			from := n
 			for len(r.chunks) > 0 {
 				c := r.chunks[0][r.off:]
 				if len(c) == 0 {
@@ -152,7 +165,8 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 			}
 			if len(r.chunks) > 0 {
 				r.mu.Unlock()
-				return n, nil // p is full
+				r.w.credit(n - from) // p is full: the writer may go on meanwhile
+				return n, nil
 			}
 			done := r.takeDoneLocked()
 			r.mu.Unlock()
@@ -175,6 +189,7 @@ func (r *PipeReader) Read(p []byte) (int, error) {
 			r.mu.Unlock()
 			return 0, nil
 		}
+		r.wait = p
 		r.mu.Unlock()
 		<-r.avail
 	}
@@ -261,8 +276,11 @@ func (r *PipeReader) takeBack(n int64) {
 		done = r.takeDoneLocked()
 	}
 	r.mu.Unlock()
-	if done != nil {
+	switch {
+	case done != nil:
 		done(result)
+	case n > 0:
+		r.w.credit(int(n))
 	}
 }
 
@@ -485,4 +503,48 @@ func (w *core[T]) userCodeQueuedLocked() bool {
 		}
 	}
 	return false
+}
+
+// credit takes n bytes that a Pipe's reader consumed of the write call in
+// flight off Length before the call completes, so that a writer waiting
+// for room may go on while the reader still reads the rest, and queues
+// "drain" if that is due. The caller holds the reader's turn, so the call
+// in flight is the one whose bytes it read: only the reader completes it,
+// or a Destroy, after which the credit no longer matters.
+func (w *core[T]) credit(n int) {
+	if n <= 0 {
+		return
+	}
+	w.mu.Lock()
+	w.closeFastLocked() // a fast write in flight counts in length from now on
+	if w.call == nil || w.call.kind != callWrite && w.call.kind != callWritev || w.teardown != alive {
+		w.mu.Unlock()
+		return
+	}
+	w.credited += n
+	w.length -= n
+	if w.drainDueLocked() {
+		w.clearNeedDrainLocked()
+		w.events.PushBack(event[T]{kind: evDrain})
+	}
+	w.deliverHereLocked()
+	w.unlock()
+}
+
+// copyToReader copies what it can of p into the buffer of a Read waiting
+// for bytes, if there is one, and returns how many bytes it copied. The
+// caller holds w.mu and the pipe is empty: nothing buffered, nothing in
+// flight, so these bytes come next; the Write is then complete for them at
+// once, as if the reader had read a chunk, without a copy into the stream.
+func copyToReader[S []byte | string](r *PipeReader, p S) int {
+	r.mu.Lock()
+	if r.waited == len(r.wait) || r.closed || r.err != nil {
+		r.mu.Unlock()
+		return 0
+	}
+	k := copy(r.wait[r.waited:], p)
+	r.waited += k
+	r.mu.Unlock()
+	r.signal()
+	return k
 }

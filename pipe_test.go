@@ -353,6 +353,87 @@ func TestPipeCallbackAfterConsumption(t *testing.T) {
 	})
 }
 
+// Length counts the bytes not yet read, also within a chunk the reader is
+// reading: with a low-water mark a writer goes on once the reader has read
+// down to it, before the chunk's callback runs.
+func TestPipeDrainWithinAChunk(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, w := stream.Pipe(stream.Options{HighWaterMark: 8, LowWaterMark: 4})
+		var ran atomic.Int32
+		assert.False(t, w.WriteChunk([]byte("0123456789"), func(err error) {
+			assert.NoError(t, err, "callback of the chunk read in full")
+			ran.Add(1)
+		}), "10 bytes: past the mark")
+		ready := w.Ready()
+		wrote := async(func() error { _, err := w.Write([]byte("abc")); return err })
+		buf := make([]byte, 5)
+		n, err := r.Read(buf)
+		require.NoError(t, err, "Read")
+		assert.Equal(t, "01234", string(buf[:n]), "the first part of the chunk")
+		synctest.Wait()
+		select {
+		case <-ready:
+			t.Fatal("drain with 5 bytes unread, above the low-water mark")
+		default:
+		}
+		assert.Equal(t, 5, w.State().Length, "Length: the bytes not read yet")
+
+		n, err = r.Read(buf[:1])
+		require.NoError(t, err, "second Read")
+		assert.Equal(t, "5", string(buf[:n]), "one more byte")
+		streamtest.Recv(t, ready, `"drain" at 4 bytes unread, within the chunk`)
+		require.NoError(t, streamtest.Recv(t, wrote, "the blocked Write"), "the blocked Write goes on")
+		synctest.Wait()
+		assert.Zero(t, ran.Load(), "no callback with 4 bytes of the chunk unread")
+		assert.Equal(t, 7, w.State().Length, "the rest of the chunk and the Write")
+
+		got, err := io.ReadAll(io.LimitReader(r, 7))
+		require.NoError(t, err, "reading the rest")
+		assert.Equal(t, "6789abc", string(got), "the rest, in order")
+		synctest.Wait()
+		assert.Equal(t, int32(1), ran.Load(), "the callback ran once the chunk was read")
+		assert.Zero(t, w.State().Length, "nothing unread")
+		r.Close()
+		<-w.Done()
+	})
+}
+
+// A Write into an empty pipe whose reader waits in Read copies into the
+// reader's buffer: the pipe holds nothing afterwards, so the writer is not
+// pushed back by bytes already in the reader's hands. (Writes of up to 512
+// bytes take the stream's fast path instead, as a chunk in flight.)
+func TestPipeWriteIntoWaitingRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, w := stream.Pipe(stream.Options{HighWaterMark: 100})
+		src := bytes.Repeat([]byte("0123456789"), 100)
+		got := make(chan string, 1)
+		go func() {
+			buf := make([]byte, 2000)
+			n, err := r.Read(buf)
+			assert.NoError(t, err, "Read")
+			got <- string(buf[:n])
+		}()
+		synctest.Wait() // the reader waits
+		n, err := w.Write(src)
+		require.NoError(t, err, "Write")
+		assert.Equal(t, len(src), n, "all of it")
+		st := w.State()
+		assert.Zero(t, st.Length, "nothing left in the pipe: %+v", st)
+		assert.False(t, st.NeedDrain, "no drain needed: %+v", st)
+		assert.True(t, w.WriteChunk([]byte("x"), nil), "the pipe takes more at once")
+		assert.Equal(t, string(src), <-got, "the reader got the Write")
+
+		buf := make([]byte, 4)
+		k, err := r.Read(buf)
+		require.NoError(t, err, "second Read")
+		assert.Equal(t, "x", string(buf[:k]), "then what came after")
+		w.End()
+		_, err = r.Read(buf)
+		assert.ErrorIs(t, err, io.EOF, "EOF after End")
+		<-w.Done()
+	})
+}
+
 // A callback that writes to the same pipe, blocking on its mark, must not
 // deadlock the reader whose Read completed the chunk: callbacks never run
 // on the reader's goroutine inside Read or WriteTo.
@@ -631,6 +712,7 @@ func TestPipeWriteToWriterError(t *testing.T) {
 	assert.ErrorIs(t, err, errBoom, "dst's error")
 	assert.Equal(t, int64(4), n, "what dst took")
 	buf := make([]byte, 10)
+	assert.Equal(t, 6, w.State().Length, "Length counts only the bytes dst did not take")
 	k, err := r.Read(buf)
 	require.NoError(t, err, "Read after WriteTo failed")
 	assert.Equal(t, "456789", string(buf[:k]), "the bytes dst did not take")

@@ -561,6 +561,8 @@ func (w *core[T]) settleWriteLocked(err error, sync bool) {
 	for i := range w.inflight {
 		w.length -= w.buf.At(i).size
 	}
+	w.length += w.credited // taken off already
+	w.credited = 0
 	perItem, ok := err.(ItemErrors)
 	switch {
 	case ok && len(perItem) == w.inflight:

@@ -178,6 +178,9 @@ type Writable struct {
 	// holds fastBusy. It stays with the stream, so it is small: larger
 	// Writes copy into pooled slabs, which go back to the pool once written.
 	fastCopy []byte
+	// pipe, set by Pipe, is the read end this stream writes to: a Write
+	// into an empty pipe whose reader waits copies into the reader's buffer.
+	pipe *PipeReader
 }
 
 // writableName names the type in the panics of a Writable not made by
@@ -329,7 +332,13 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 			<-ch
 			continue
 		}
-		k := acceptCopyLocked(w, p)
+		k := 0
+		if w.pipe != nil && w.call == nil && w.buf.Len() == 0 && w.corked == 0 {
+			k = copyToReader(w.pipe, p) // nothing is ahead of these bytes
+		}
+		if k < len(p) {
+			k += acceptCopyLocked(w, p[k:])
+		}
 		n += k
 		p = p[k:]
 		if len(p) > 0 && !held {
