@@ -73,6 +73,10 @@ type core[T any] struct {
 	drainCh          chan struct{} // made by Ready while needDrain; closed when it clears
 	accepted         uint64        // the seq of the last accepted write
 	dropped          int           // items dropped by Overflow, for State
+	// drained wakes, on w.mu, the Writes into a Pipe that wait for "drain"
+	// (see Writable.waitDrainLocked): no channel per drain episode.
+	drained     sync.Cond
+	drainWaiter int // how many wait on drained
 	// flushes are the waiting Flush calls, in the order of their targets.
 	flushes []*flushWaiter
 	// turn is held by a Write that spans more than one round, or by a
@@ -187,6 +191,7 @@ func (w *core[T]) init(s settings[T]) {
 	}
 	w.stall = s.stall
 	w.done = make(chan struct{})
+	w.drained.L = &w.mu
 	for i := range w.completions {
 		w.completions[i].init(w)
 	}

@@ -79,18 +79,20 @@ var (
 //
 // w is a full [Writable] whose sink is r: WriteChunk hands its very slice
 // to the reader, without a copy; Write, WriteString and ReadFrom copy as
-// usual. Its Length counts the bytes written and not yet read, so a
-// producer ahead of its reader is pushed back exactly as by a slow sink:
-// WriteChunk returns false and Write blocks once the high-water mark is
-// reached, until the reader has caught up (down to Options.LowWaterMark:
-// everything, by default). The reader receives
-// every chunk buffered while it read the previous ones at once (one
-// sink call), and completes that call when it has consumed all of them:
-// a chunk's callback runs once the reader has read the chunk and the
-// chunks handed over with it, never on the reader's goroutine inside Read
-// or WriteTo. So w.Wait returns once the reader has caught up, and
-// w.Flush once it has read what was written before the call (and the
-// chunks handed over with the last of it).
+// usual (a Write into an empty pipe whose reader waits in Read copies
+// straight into the reader's buffer, as io.Pipe does). Its Length counts
+// the bytes written and not yet read, going down as the reader reads, also
+// within a chunk, so a producer ahead of its reader is pushed back exactly
+// as by a slow sink: WriteChunk returns false and Write blocks once the
+// high-water mark is reached, until the reader has caught up (down to
+// Options.LowWaterMark: everything, by default). The reader receives every
+// chunk buffered while it read the previous ones at once (one sink call),
+// and completes that call when it has consumed all of them: a chunk's
+// callback runs once the reader has read the chunk and the chunks handed
+// over with it, never on the reader's goroutine inside Read or WriteTo. So
+// w.Wait returns once the reader has caught up, and w.Flush once it has
+// read what was written before the call (and the chunks handed over with
+// the last of it).
 //
 // opts configures w as for [NewWritable], and Pipe panics on the same bad
 // options, except that Options.Writev is ignored: the pipe takes the

@@ -398,6 +398,38 @@ func TestPipeDrainWithinAChunk(t *testing.T) {
 	})
 }
 
+// A Write waiting for the reader to make room returns at once when the
+// write end is ended meanwhile.
+func TestPipeEndReleasesBlockedWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, w := stream.Pipe(stream.Options{HighWaterMark: 4})
+		assert.False(t, w.WriteChunk([]byte("0123456789"), nil), "past the mark")
+		type result struct {
+			n   int
+			err error
+		}
+		wrote := make(chan result, 1)
+		go func() {
+			n, err := w.Write(bytes.Repeat([]byte("x"), 1000))
+			wrote <- result{n, err}
+		}()
+		synctest.Wait()
+		select {
+		case res := <-wrote:
+			t.Fatalf("Write returned %+v with the pipe full", res)
+		default:
+		}
+		w.End()
+		res := <-wrote
+		assert.ErrorIs(t, res.err, stream.ErrWriteAfterEnd, "the blocked Write fails: the stream ended")
+		assert.Zero(t, res.n, "nothing of it accepted")
+		got, err := io.ReadAll(r)
+		require.NoError(t, err, "reading to EOF")
+		assert.Equal(t, "0123456789", string(got), "what was accepted before End")
+		<-w.Done()
+	})
+}
+
 // A Write into an empty pipe whose reader waits in Read copies into the
 // reader's buffer: the pipe holds nothing afterwards, so the writer is not
 // pushed back by bytes already in the reader's hands. (Writes of up to 512

@@ -751,6 +751,9 @@ func (w *core[T]) wakeReadyLocked() {
 		close(w.drainCh)
 		w.drainCh = nil
 	}
+	if w.drainWaiter > 0 {
+		w.drained.Broadcast()
+	}
 }
 
 // runHook makes a hook call (Construct, Final or Destroy) on a goroutine

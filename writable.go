@@ -327,6 +327,11 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 			return n, err
 		}
 		if w.turn != nil && !held || w.needDrain {
+			if w.pipe != nil && (w.turn == nil || held) {
+				w.waitDrainLocked()
+				w.mu.Unlock()
+				continue
+			}
 			ch := w.waitChanLocked(held)
 			w.mu.Unlock()
 			<-ch
@@ -370,6 +375,20 @@ func (w *Writable) waitChanLocked(held bool) <-chan struct{} {
 		return w.readyLocked()
 	}
 	return nil
+}
+
+// waitDrainLocked is waitChanLocked's wait for "drain" without a channel,
+// for a Write into a Pipe, which at a mark of one write waits on every
+// other Write: it waits on w.drained until the stream no longer needs
+// drain, is ended or destroyed.
+func (w *Writable) waitDrainLocked() {
+	w.pumpLocked() // as in waitChanLocked
+	w.scheduleLocked()
+	w.drainWaiter++
+	for w.needDrain && w.end == open && w.teardown == alive {
+		w.drained.Wait()
+	}
+	w.drainWaiter--
 }
 
 // acceptCopyLocked copies as much of p into the buffer as one round of a
