@@ -84,15 +84,17 @@ var (
 // the bytes written and not yet read, going down as the reader reads, also
 // within a chunk, so a producer ahead of its reader is pushed back exactly
 // as by a slow sink: WriteChunk returns false and Write blocks once the
-// high-water mark is reached, until the reader has caught up (down to
-// Options.LowWaterMark: everything, by default). The reader receives every
-// chunk buffered while it read the previous ones at once (one sink call),
-// and completes that call when it has consumed all of them: a chunk's
-// callback runs once the reader has read the chunk and the chunks handed
-// over with it, never on the reader's goroutine inside Read or WriteTo. So
-// w.Wait returns once the reader has caught up, and w.Flush once it has
-// read what was written before the call (and the chunks handed over with
-// the last of it).
+// high-water mark is reached, until the reader has read the pipe down to
+// Options.LowWaterMark. For a pipe that defaults to half the high-water
+// mark, not to empty as for other streams: the writer refills the pipe
+// while the reader reads the rest, instead of both taking turns. The
+// reader receives every chunk buffered while it read the previous ones at
+// once (one sink call), and completes that call when it has consumed all
+// of them: a chunk's callback runs once the reader has read the chunk and
+// the chunks handed over with it, never on the reader's goroutine inside
+// Read or WriteTo. So w.Wait returns once the reader has read down to the
+// low-water mark, and w.Flush once it has read what was written before the
+// call (and the chunks handed over with the last of it).
 //
 // opts configures w as for [NewWritable], and Pipe panics on the same bad
 // options, except that Options.Writev is ignored: the pipe takes the
@@ -112,6 +114,13 @@ func Pipe(opts Options) (*PipeReader, *Writable) {
 		userFinal:   opts.Final,
 		userDestroy: opts.Destroy,
 		avail:       make(chan struct{}, 1),
+	}
+	if opts.LowWaterMark == 0 {
+		hwm := opts.HighWaterMark
+		if hwm == 0 {
+			hwm = DefaultHighWaterMark
+		}
+		opts.LowWaterMark = hwm / 2 // the writer goes on while the reader reads the rest
 	}
 	opts.Writev = r.writev
 	opts.Final = r.final

@@ -296,32 +296,38 @@ func TestPipeBoundsUnreadBytes(t *testing.T) {
 	})
 }
 
+// By default a pipe's "drain" comes once the reader has read it down to
+// half the mark (not to empty, as for other streams), also within a chunk.
 func TestPipeWriteChunkBackpressure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, w := stream.Pipe(stream.Options{HighWaterMark: 10})
-		assert.True(t, w.WriteChunk([]byte("12345"), nil), "5 of 10")
-		assert.False(t, w.WriteChunk([]byte("67890"), nil), "10 of 10: false")
+		assert.True(t, w.WriteChunk([]byte("123456"), nil), "6 of 10")
+		assert.False(t, w.WriteChunk([]byte("7890"), nil), "10 of 10: false")
 		ready := w.Ready()
-		buf := make([]byte, 5)
+		buf := make([]byte, 3)
 		n, err := r.Read(buf)
 		require.NoError(t, err, "Read")
-		assert.Equal(t, "12345", string(buf[:n]), "the first chunk")
+		assert.Equal(t, "123", string(buf[:n]), "the first part")
 		synctest.Wait()
 		select {
 		case <-ready:
-			t.Fatal("drain with 5 bytes unread")
+			t.Fatal("drain with 7 bytes unread, above half the mark")
 		default:
 		}
 		n, err = r.Read(buf)
 		require.NoError(t, err, "second Read")
-		assert.Equal(t, "67890", string(buf[:n]), "the second chunk")
+		assert.Equal(t, "456", string(buf[:n]), "the rest of the first chunk")
 		synctest.Wait()
 		select {
 		case <-ready:
 		default:
-			t.Fatal("no drain once everything was read")
+			t.Fatal("no drain with 4 bytes unread, half the mark or less")
 		}
-		assert.Equal(t, 0, w.State().Length, "Length counts unread bytes")
+		assert.Equal(t, 4, w.State().Length, "Length counts unread bytes")
+		n, err = r.Read(make([]byte, 10))
+		require.NoError(t, err, "third Read")
+		assert.Equal(t, 4, n, "the second chunk")
+		assert.Equal(t, 0, w.State().Length, "nothing unread")
 		r.Close()
 		<-w.Done()
 	})
@@ -770,8 +776,8 @@ func TestPipeNegativeHighWaterMarkPanics(t *testing.T) {
 	}, "a negative mark is a programmer error")
 }
 
-// Wait on the write end returns once the reader has read everything, and
-// with the reader's error once it closed.
+// Wait on the write end returns once the reader has read the pipe down to
+// half the mark, and with the reader's error once it closed.
 func TestPipeWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, w := stream.Pipe(stream.Options{HighWaterMark: 8})
@@ -794,9 +800,11 @@ func TestPipeWait(t *testing.T) {
 			t.Fatalf("Wait returned %v with 6 bytes unread", err)
 		default:
 		}
-		_, err = io.ReadFull(r, make([]byte, 6))
+		_, err = io.ReadFull(r, make([]byte, 2))
+		require.NoError(t, err, "reading 2 more")
+		assert.NoError(t, <-waited, "Wait returns at 4 bytes unread, half the mark")
+		_, err = io.ReadFull(r, make([]byte, 4))
 		require.NoError(t, err, "reading the rest")
-		assert.NoError(t, <-waited, "Wait returns once everything was read")
 
 		assert.False(t, w.WriteChunk([]byte("0123456789"), nil), "past the mark again")
 		waited = async(func() error { return w.Wait(ctx) })
