@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/streamkit/stream/internal/ring"
+	"github.com/streamkit/stream/internal/wakecount"
 )
 
 // core is the engine shared by [Writable] (T = []byte) and [WritableOf]:
@@ -332,6 +333,7 @@ func (w *core[T]) wait(ctx context.Context) error {
 		w.mu.Unlock()
 		select {
 		case <-ch:
+			wakecount.Wakeup()
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}

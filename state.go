@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/streamkit/stream/internal/wakecount"
 )
 
 // State is a snapshot of a Writable's internal state, the analogue of Node's
@@ -726,6 +728,7 @@ func (w *core[T]) drainDueLocked() bool {
 }
 
 func (w *core[T]) clearNeedDrainLocked() {
+	wakecount.Drain()
 	w.needDrain = false
 	w.wakeReadyLocked()
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/streamkit/stream/internal/wakecount"
 )
 
 // Callback receives the outcome of a write or of a sink call: nil on
@@ -327,6 +329,7 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 			ch := w.waitChanLocked(held)
 			w.mu.Unlock()
 			<-ch
+			wakecount.Wakeup()
 			continue
 		}
 		k := acceptCopyLocked(w, p)
@@ -492,6 +495,7 @@ func (w *Writable) waitTurn(held *bool) (room int, err error) {
 		}
 		w.mu.Unlock()
 		<-ch
+		wakecount.Wakeup()
 	}
 }
 
