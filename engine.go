@@ -72,14 +72,15 @@ type core[T any] struct {
 	pendingCallbacks int
 	needDrain        bool          // a write returned false; cleared by "drain"
 	drainCh          chan struct{} // made by Ready while needDrain; closed when it clears
+	waiters          waitQueue     // Write, ReadFrom and Wait calls waiting for room
 	accepted         uint64        // the seq of the last accepted write
 	dropped          int           // items dropped by Overflow, for State
 	// flushes are the waiting Flush calls, in the order of their targets.
 	flushes []*flushWaiter
-	// turn is held by a Write that spans more than one round, or by a
-	// ReadFrom, until it returns: other Writes wait for it to be closed, so
-	// that one Write's bytes are never interleaved with another's. The fast
-	// path stays closed meanwhile.
+	// turn is held (turnHeld, else nil) by a Write that spans more than one
+	// round, or by a ReadFrom, until it returns: other Writes wait in
+	// waiters until it is released, so that one Write's bytes are never
+	// interleaved with another's. The fast path stays closed meanwhile.
 	turn chan struct{}
 	// carrying is set while a carryOn goroutine is on its way to run what
 	// a producer's budget left.
@@ -315,26 +316,48 @@ func (w *core[T]) roomLocked(size int) bool {
 	return true
 }
 
-// wait is Wait.
+// wait is Wait. A Wait that was woken hands the room on as it returns:
+// its caller is about to write, but may not, and the next waiter must not
+// be stranded while there is room.
 func (w *core[T]) wait(ctx context.Context) error {
+	var q *waiter // once it waited
+	w.mu.Lock()
 	for {
-		w.mu.Lock()
+		wait := w.mustWaitLocked(false)
 		if err := w.lateErrLocked(); err != nil {
+			if q != nil {
+				w.putWaiterLocked(q) // every other waiter was woken too
+			}
 			w.mu.Unlock()
 			return err
 		}
-		if !w.needDrain {
+		if !wait {
+			if q != nil {
+				w.putWaiterLocked(q)
+				w.wakeNextLocked()
+			}
 			w.mu.Unlock()
 			return nil
 		}
-		w.pumpLocked() // a lingering batch goes now: someone waits
-		w.scheduleLocked()
-		ch := w.readyLocked()
+		if q == nil {
+			q = w.getWaiterLocked(false)
+		}
+		w.queueLocked(q, false)
 		w.mu.Unlock()
 		select {
-		case <-ch:
+		case <-q.ch:
 			wakecount.Wakeup()
+			w.mu.Lock()
 		case <-ctx.Done():
+			w.mu.Lock()
+			if q.woken {
+				w.putWaiterLocked(q)
+				w.wakeNextLocked() // the wake-up it got, passed on
+			} else {
+				w.unqueueLocked(q)
+				w.putWaiterLocked(q)
+			}
+			w.mu.Unlock()
 			return context.Cause(ctx)
 		}
 	}

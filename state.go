@@ -727,10 +727,13 @@ func (w *core[T]) drainDueLocked() bool {
 	return w.needDrain && w.length <= w.lwm && w.end == open && w.teardown == alive
 }
 
+// clearNeedDrainLocked ends a drain episode: Ready's channel is closed,
+// and the first waiter for room is woken (see wait.go).
 func (w *core[T]) clearNeedDrainLocked() {
 	wakecount.Drain()
 	w.needDrain = false
-	w.wakeReadyLocked()
+	w.closeReadyLocked()
+	w.wakeNextLocked()
 }
 
 // readyLocked returns Ready's channel: closed unless a drain is needed, in
@@ -745,9 +748,15 @@ func (w *core[T]) readyLocked() chan struct{} {
 	return w.drainCh
 }
 
-// wakeReadyLocked releases every goroutine waiting on Ready: the drain
-// episode ended, or the stream ended or was destroyed.
+// wakeReadyLocked releases every goroutine waiting for room, on Ready or
+// in the queue of waiters: the stream ended or was destroyed.
 func (w *core[T]) wakeReadyLocked() {
+	w.closeReadyLocked()
+	w.wakeAllLocked()
+}
+
+// closeReadyLocked closes Ready's channel, if one was made.
+func (w *core[T]) closeReadyLocked() {
 	if w.drainCh != nil {
 		close(w.drainCh)
 		w.drainCh = nil
