@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"testing"
@@ -21,8 +22,11 @@ const blockedMark = 4 << 10
 // BenchmarkWriteBlocked has the named number of producers Write 16 B to
 // 1 KiB each (blockedSizes) into one stream over a sink that completes on
 // its own goroutine, with a 4 KiB high-water mark: most of them are
-// blocked in Write at any time, waiting for "drain". One iteration is one
-// Write; writes/s is the aggregate.
+// blocked in Write at any time, waiting for "drain". The sink is a worker
+// that completes at once, or a slow one that reads every byte 4 times
+// (workSink); slow-wait has the producers call WriteChunk, then Wait when
+// it returned false. One iteration is one write; writes/s is the
+// aggregate.
 //
 // wakeups/drain is how many goroutines resumed from a wait for room inside
 // the stream per drain (internal/wakecount counts both, in every stream of
@@ -31,19 +35,20 @@ const blockedMark = 4 << 10
 // hands the room on from waiter to waiter, only as many as the room takes
 // (plus the one that finds it gone).
 func BenchmarkWriteBlocked(b *testing.B) {
-	for _, sink := range []struct {
+	for _, tc := range []struct {
 		name   string
-		passes int
-	}{{"worker", 0}, {"slow", 4}} {
+		passes int  // workSink's
+		wait   bool // WriteChunk, then Wait when it returns false
+	}{{"worker", 0, false}, {"slow", 4, false}, {"slow-wait", 4, true}} {
 		for _, producers := range []int{8, 64} {
-			b.Run(sink.name+"/producers="+strconv.Itoa(producers), func(b *testing.B) {
-				benchWriteBlocked(b, producers, sink.passes)
+			b.Run(tc.name+"/producers="+strconv.Itoa(producers), func(b *testing.B) {
+				benchWriteBlocked(b, producers, tc.passes, tc.wait)
 			})
 		}
 	}
 }
 
-func benchWriteBlocked(b *testing.B, producers int, passes int) {
+func benchWriteBlocked(b *testing.B, producers, passes int, wait bool) {
 	b.ReportAllocs()
 	as := newWorkSink(passes)
 	w := stream.NewWritable(as.write, stream.Options{HighWaterMark: blockedMark, Writev: as.writev})
@@ -68,7 +73,13 @@ func benchWriteBlocked(b *testing.B, producers int, passes int) {
 			<-start
 			for j := range n {
 				size := blockedSizes[(int64(i)+j)%int64(len(blockedSizes))]
-				if _, err := w.Write(src[:size]); err != nil {
+				var err error
+				if !wait {
+					_, err = w.Write(src[:size])
+				} else if !w.WriteChunk(src[:size], nil) {
+					err = w.Wait(context.Background())
+				}
+				if err != nil {
 					b.Error(err)
 					return
 				}
