@@ -267,8 +267,9 @@ func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
 // whatever the size of p. Writes that block queue in order: "drain" wakes
 // the first, and each one that leaves room after its bytes wakes the
 // next. It returns the number of bytes accepted and, if that is less than
-// len(p), the stream's error: see WriteChunk for the errors of late writes. Write never retains p.
-// Consecutive Writes may reach the sink as one chunk.
+// len(p), the stream's error: see WriteChunk for the errors of late
+// writes. Write never retains p. Consecutive Writes may reach the sink as
+// one chunk.
 func (w *Writable) Write(p []byte) (int, error) {
 	return writeCopy(w, p)
 }
@@ -550,9 +551,10 @@ func (w *Writable) acceptRead(s *slab, n int) (kept bool, err error) {
 // error. Waiting calls queue in order with the Writes that wait: "drain"
 // wakes the first, and each one that returns wakes the next if the stream
 // still has room then, so many producers are not all woken at each drain
-// to fight for a few bytes of room. Wait must not be called from a callback or event handler of the
-// same stream while it needs drain: "drain" runs after the handler
-// returns, so the call would hang forever (or until ctx is done).
+// to fight for a few bytes of room. Wait must not be called from a
+// callback or event handler of the same stream while it needs drain:
+// "drain" runs after the handler returns, so the call would hang forever
+// (or until ctx is done).
 func (w *Writable) Wait(ctx context.Context) error {
 	w.checkMade(writableName)
 	return w.wait(ctx)

@@ -244,8 +244,9 @@ func (w *WritableOf[T]) WriteChunk(v T, cb Callback) bool {
 // below LowWaterMark); the error a write would get now as soon as the
 // stream is ended, destroyed or errored; or context.Cause(ctx). A Linger
 // batch goes at once while someone waits. Waiting calls are woken one at
-// a time, each passing the room on as it returns. Called from a callback of the
-// same stream while it needs drain, it hangs forever (or until ctx is done).
+// a time, each passing the room on as it returns. Called from a callback
+// of the same stream while it needs drain, it hangs forever (or until ctx
+// is done).
 func (w *WritableOf[T]) Wait(ctx context.Context) error {
 	w.checkMade(writableOfName)
 	return w.wait(ctx)
