@@ -9,8 +9,9 @@ import "github.com/streamkit/stream/internal/ring"
 // runs inside it (Node's process.nextTick rule); a sink completing on its own
 // goroutine delivers what its completion caused itself, before done returns
 // (Node runs those callbacks inside the sink's callback too). The callbacks
-// of fast writes wait in fastSlots instead (see fast.go): a courier
-// goroutine runs them, and evFastCallbacks keeps their place in the queue.
+// of fast writes completed inside their WriteFunc wait in fastSlots instead
+// (see fast.go): a courier goroutine runs them, and evFastCallbacks keeps
+// their place in the queue.
 
 type eventKind uint8
 
@@ -33,6 +34,9 @@ const (
 	evClose
 	// evFinal starts Final, once every write callback has run.
 	evFinal
+	// evWritten runs OnWritten over n items that settled together with one
+	// error and have no callbacks; their items are in the queue's items.
+	evWritten
 	// evFastCallbacks runs the callbacks that fast writes published in
 	// fastSlots before the next event was queued: up to the count at the
 	// front of the queue's marks.
@@ -53,6 +57,7 @@ type event[T any] struct {
 	// written marks an outcome that OnWritten gets too, before cb (which
 	// may be nil); its item is in the queue's items.
 	written bool
+	n       int32 // evWritten: how many items
 	cb      Callback
 	err     error
 }
@@ -144,6 +149,17 @@ func (w *core[T]) queueLocked(e event[T]) {
 func (w *core[T]) queueWrittenLocked(e event[T], item T) {
 	w.markFastLocked()
 	w.events.pushWritten(e, item)
+}
+
+// queueWrittenBatchLocked queues the outcome err of the first n items in
+// the buffer, written by one call and without callbacks, for OnWritten: one
+// event for all of them, their items in the queue's items.
+func (w *core[T]) queueWrittenBatchLocked(n int, err error) {
+	w.markFastLocked()
+	w.events.PushBack(event[T]{kind: evWritten, counted: true, n: int32(n), err: err})
+	for i := range n {
+		w.events.items.PushBack(w.buf.At(i).item)
+	}
 }
 
 // markFastLocked queues an evFastCallbacks event for the callbacks fast
@@ -253,6 +269,7 @@ func (w *core[T]) deliverLocked() {
 	var batch [32]event[T]
 	var items [32]T // the items of the written ones
 	var batched, ran int
+	var writtenLeft int // items of the evWritten event still in the queue
 	defer func() {
 		if !returned {
 			w.mu.Lock()
@@ -261,6 +278,19 @@ func (w *core[T]) deliverLocked() {
 				w.destroyLocked(nil)
 			case evClose:
 				close(w.done)
+			case evWritten: // put back the items the panic skipped
+				rest := writtenLeft
+				for i := batched - 1; i > ran; i-- {
+					w.events.items.PushFront(items[i])
+					rest++
+				}
+				if rest > 0 {
+					w.pendingCallbacks += batched - ran - 1
+					ev := batch[0]
+					ev.n = int32(rest)
+					w.events.ev.PushFront(ev)
+				}
+				batched = 0
 			}
 			for i := batched - 1; i > ran; i-- { // put back what the panic skipped
 				if batch[i].counted {
@@ -338,6 +368,23 @@ func (w *core[T]) deliverLocked() {
 			}
 			w.runBatchLocked(batch[:batched], items[:batched], &ran)
 			batched = 0
+		case evWritten:
+			batch[0] = ev // for the put-back
+			for writtenLeft = int(ev.n); writtenLeft > 0; {
+				batched = min(writtenLeft, len(items))
+				for i := range batched {
+					items[i], _ = w.events.items.PopFront()
+				}
+				writtenLeft -= batched
+				w.pendingCallbacks -= batched
+				w.mu.Unlock()
+				for ran = 0; ran < batched; ran++ {
+					w.onWritten(items[ran], ev.err)
+				}
+				w.mu.Lock()
+				clear(items[:batched])
+			}
+			batch[0], batched = event[T]{}, 0
 		case evDrainCheck:
 			if !w.drainDueLocked() {
 				continue

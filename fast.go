@@ -298,7 +298,11 @@ func (d *fastDone[T]) complete(err error) {
 	for err == nil {
 		v := w.fast.Load()
 		if v&(fastOpen|fastBusy|fastDoneSync) != fastOpen|fastBusy ||
-			fastGen(v)%uint64(len(w.fastDones)) != d.gen {
+			fastGen(v)%uint64(len(w.fastDones)) != d.gen ||
+			v&(fastHasCb|fastReturned) == fastHasCb|fastReturned {
+			// Not ours to release; or a callback whose done came after the
+			// WriteFunc returned: the locked path runs it inside done, as
+			// it does every completion on a sink's goroutine.
 			break
 		}
 		released := v&fastKeep | fastOpen

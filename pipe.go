@@ -476,7 +476,7 @@ func (w *core[T]) userCodeQueuedLocked() bool {
 	}
 	for i := range w.events.Len() {
 		switch w.events.ev.At(i).kind {
-		case evCallback, evFastCallbacks, evFinish, evError, evClose:
+		case evCallback, evWritten, evFastCallbacks, evFinish, evError, evClose:
 			return true
 		case evDrain, evDrainCheck:
 			if len(w.onDrain) > 0 {

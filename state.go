@@ -562,6 +562,18 @@ func (w *core[T]) settleWriteLocked(err error, sync bool) {
 		w.length -= w.buf.At(i).size
 	}
 	perItem, err := w.callResultLocked(err, w.inflight, sync)
+	if w.onWritten != nil && w.inflight > 1 && perItem == nil && w.noCallbackInFlightLocked() {
+		// One outcome for all of them: one event.
+		w.queueWrittenBatchLocked(w.inflight, err)
+		for ; w.inflight > 0; w.inflight-- {
+			e := w.buf.Front()
+			if err != nil && len(w.flushes) > 0 {
+				w.flushErrLocked(e.seq, err)
+			}
+			e.release()
+			w.buf.DropFront()
+		}
+	}
 	for i := 0; w.inflight > 0; i++ {
 		if perItem != nil {
 			err = perItem[i]
@@ -571,6 +583,16 @@ func (w *core[T]) settleWriteLocked(err error, sync bool) {
 		w.inflight--
 	}
 	w.settledLocked()
+}
+
+// noCallbackInFlightLocked reports whether no item in flight has a callback.
+func (w *core[T]) noCallbackInFlightLocked() bool {
+	for i := range w.inflight {
+		if w.buf.At(i).cb != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // callResultLocked applies the result err of a write call of n items to the
