@@ -12,6 +12,9 @@ import (
 	"github.com/streamkit/stream/internal/wakecount"
 )
 
+// cacheLinePad keeps the fields around it on cache lines of their own.
+type cacheLinePad [64]byte
+
 // core is the engine shared by [Writable] (T = []byte) and [WritableOf]:
 // the buffer, the sink calls, the life cycle and the delivery of callbacks
 // and events. The two fronts add their own write methods and docs; the
@@ -52,7 +55,18 @@ type core[T any] struct {
 	fastMax   int
 	fastDones [8]fastDone[T]
 	fastCall  completion[T]
+	// fast is the producers' word, and fastSlots holds the callbacks of
+	// fast writes (see fast.go). fastTail is fastTaken for the claimants,
+	// who must not overwrite a slot not taken yet; the deliverer writes
+	// it, so it has a cache line of its own. courierOn is set while a
+	// courier goroutine delivers those callbacks.
+	_         cacheLinePad
 	fast      atomic.Uint64
+	courierOn atomic.Bool
+	_         cacheLinePad
+	fastTail  atomic.Uint64
+	_         cacheLinePad
+	fastSlots callbackRing
 
 	// completions are reused round-robin by write, writev and final calls,
 	// so a stale done is recognised for the last len(completions)-1 calls.
@@ -111,7 +125,14 @@ type core[T any] struct {
 	timer    *time.Timer
 	stopCtx  func() bool
 
-	events     eventQueue[T]
+	events eventQueue[T]
+	// fastTaken counts the fast writes' callbacks taken from fastSlots for
+	// delivery, fastMarked those published before the last evFastCallbacks.
+	fastTaken  uint64
+	fastMarked uint64
+	// takeAll lets the courier's delivery take the callbacks published
+	// since the last event even if they fill no batch.
+	takeAll    bool
 	delivering bool // a goroutine is running deliverLocked
 	// barrierReached, hookRunning and barrierPassed track the destroy
 	// barrier (see evHookBarrier): delivery has reached it; the Destroy hook
@@ -257,13 +278,7 @@ func (w *core[T]) writeChunk(item T, size int, cb Callback) bool {
 	w.pumpProducerLocked()
 	ok := w.belowHighWaterLocked()
 	w.scheduleLocked()
-	if cb != nil {
-		// Writes with callbacks take the lock anyway; reopening the fast
-		// path after each would only add two atomics per write.
-		w.mu.Unlock()
-	} else {
-		w.unlock()
-	}
+	w.unlock()
 	return ok
 }
 
@@ -342,7 +357,7 @@ func (w *core[T]) wait(ctx context.Context) error {
 		if q == nil {
 			q = w.getWaiterLocked(false)
 		}
-		w.queueLocked(q, false)
+		w.enqueueLocked(q, false)
 		w.mu.Unlock()
 		select {
 		case <-q.ch:
@@ -430,7 +445,7 @@ func (w *core[T]) flushDueLocked() {
 		oldest = w.adoptedSeq
 	}
 	for len(w.flushes) > 0 && w.flushes[0].target < oldest {
-		w.events.PushBack(event[T]{kind: evCallback, cb: w.flushes[0].wake})
+		w.queueLocked(event[T]{kind: evCallback, cb: w.flushes[0].wake})
 		w.flushes[0] = nil
 		w.flushes = w.flushes[1:]
 	}
@@ -500,6 +515,7 @@ func (w *core[T]) state() State {
 		pending++
 		writing = true
 	}
+	pending += int(w.fastHeadLocked() - w.fastTaken) // published, not taken yet
 	return State{
 		Length:           length,
 		HighWaterMark:    w.hwm,

@@ -61,9 +61,9 @@ func (w *core[T]) putWaiterLocked(q *waiter) {
 	w.waiters.free = q
 }
 
-// queueLocked queues q, at the head if it was woken before (it keeps its
+// enqueueLocked queues q, at the head if it was woken before (it keeps its
 // place), or makes it the waiting turn holder.
-func (w *core[T]) queueLocked(q *waiter, holder bool) {
+func (w *core[T]) enqueueLocked(q *waiter, holder bool) {
 	wq := &w.waiters
 	switch {
 	case holder:
@@ -86,7 +86,7 @@ func (w *core[T]) queueLocked(q *waiter, holder bool) {
 
 // sleepLocked queues q, unlocks, and blocks until q is woken.
 func (w *core[T]) sleepLocked(q *waiter, holder bool) {
-	w.queueLocked(q, holder)
+	w.enqueueLocked(q, holder)
 	w.mu.Unlock()
 	<-q.ch
 	wakecount.Wakeup()

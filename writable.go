@@ -256,6 +256,8 @@ func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
 		if v := w.claimFast(len(chunk)); v != 0 {
 			return w.writeFast(chunk, v)
 		}
+	} else if v := w.claimFastCallback(len(chunk), cb); v != 0 {
+		return w.writeFast(chunk, v)
 	}
 	w.checkMade(writableName)
 	return w.writeChunk(chunk, len(chunk), cb)

@@ -233,6 +233,8 @@ func (w *WritableOf[T]) WriteChunk(v T, cb Callback) bool {
 		if f := w.claimFast(size); f != 0 {
 			return w.writeFast(v, f)
 		}
+	} else if f := w.claimFastCallback(size, cb); f != 0 {
+		return w.writeFast(v, f)
 	}
 	w.checkMade(writableOfName)
 	return w.writeChunk(v, size, cb)
