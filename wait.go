@@ -10,11 +10,13 @@ import "github.com/streamkit/stream/internal/wakecount"
 // back to the head of the queue. End, Destroy and errors wake them all.
 // Ready is apart: its channel is closed for everyone who selects on it.
 //
-// The invariant that keeps a waiter from being stranded: whenever the
-// stream has room (see waitingLocked) and a waiter is queued, a waiter
-// was woken and has not yet run, or is running; every waiter woken passes
-// the wake-up on when it leaves (returns, fails, gives up on its ctx) and
-// the room is still there.
+// What keeps a waiter from being stranded: whenever the stream has room
+// (see waitingLocked) and a waiter is queued that may go on, another
+// waiter holds a wake-up (woken, not yet back under the lock, or running),
+// and every woken waiter passes the wake-up on (wakeNextLocked) when it
+// leaves with the room still there: it accepted its bytes, returned, or
+// gave up on its ctx. Drain and the end of a write turn make the first
+// wake-up; one that finds the room gone goes back to the head.
 
 // waiter is a goroutine parked until the stream has room for it.
 type waiter struct {

@@ -21,19 +21,21 @@ const blockedMark = 4 << 10
 
 // BenchmarkWriteBlocked has the named number of producers Write 16 B to
 // 1 KiB each (blockedSizes) into one stream over a sink that completes on
-// its own goroutine, with a 4 KiB high-water mark: most of them are
-// blocked in Write at any time, waiting for "drain". The sink is a worker
-// that completes at once, or a slow one that reads every byte 4 times
-// (workSink); slow-wait has the producers call WriteChunk, then Wait when
-// it returned false. One iteration is one write; writes/s is the
+// its own goroutine, with a 4 KiB high-water mark, so that producers block
+// in Write waiting for "drain". The sink is a worker that completes at
+// once (drain comes so fast that few producers get to park), or a slow
+// one that reads every byte 4 times (workSink: most producers are parked
+// at any time); slow-wait has the producers call WriteChunk, then Wait
+// when it returned false. One iteration is one write; writes/s is the
 // aggregate.
 //
 // wakeups/drain is how many goroutines resumed from a wait for room inside
-// the stream per drain (internal/wakecount counts both, in every stream of
-// the process: this benchmark runs one at a time). A stream that wakes
-// every waiter at drain shows about the number of producers; one that
-// hands the room on from waiter to waiter, only as many as the room takes
-// (plus the one that finds it gone).
+// the stream per drain, drains/write how often the stream drained
+// (internal/wakecount counts both, in every stream of the process: this
+// benchmark runs one at a time). A stream that wakes every waiter at drain
+// shows as many as were parked; one that hands the room on from waiter to
+// waiter, only as many as the room takes (plus the one that finds it
+// gone).
 func BenchmarkWriteBlocked(b *testing.B) {
 	for _, tc := range []struct {
 		name   string
