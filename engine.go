@@ -91,11 +91,11 @@ type core[T any] struct {
 	dropped          int           // items dropped by Overflow, for State
 	// flushes are the waiting Flush calls, in the order of their targets.
 	flushes []*flushWaiter
-	// turn is held (turnHeld, else nil) by a Write that spans more than one
-	// round, or by a ReadFrom, until it returns: other Writes wait in
-	// waiters until it is released, so that one Write's bytes are never
+	// turn is set while a Write that spans more than one round, or a
+	// ReadFrom, holds the write turn, until it returns: other Writes wait
+	// in waiters until it is released, so that one Write's bytes are never
 	// interleaved with another's. The fast path stays closed meanwhile.
-	turn chan struct{}
+	turn bool
 	// carrying is set while a carryOn goroutine is on its way to run what
 	// a producer's budget left.
 	carrying bool

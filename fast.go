@@ -368,7 +368,7 @@ func (w *core[T]) closeFastLocked() {
 // StallTimeout never open it (every call needs the timer).
 func (w *core[T]) maybeOpenFastLocked() {
 	if w.fastMax == 0 || w.call != nil || w.buf.Len() > 0 || w.corked > 0 || w.needDrain ||
-		w.turn != nil || w.end != open || w.teardown != alive {
+		w.turn || w.end != open || w.teardown != alive {
 		return
 	}
 	if v := w.fast.Load(); v&fastOpen == 0 {

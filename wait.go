@@ -151,7 +151,7 @@ func (w *core[T]) wakeNextLocked() {
 		w.wakeLocked(q)
 	}
 	for q := w.waiters.head; q != nil; q = q.next {
-		if !q.write || w.turn == nil {
+		if !q.write || !w.turn {
 			w.wakeLocked(q)
 			return
 		}

@@ -321,7 +321,7 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 	for len(p) > 0 {
 		w.mu.Lock()
 		w.closeFastLocked()
-		wait := w.mustWaitLocked(w.turn != nil && !held)
+		wait := w.mustWaitLocked(w.turn && !held)
 		if err := w.lateErrLocked(); err != nil {
 			if q != nil {
 				w.putWaiterLocked(q) // every other waiter was woken too
@@ -343,7 +343,7 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 		n += k
 		p = p[k:]
 		if len(p) > 0 && !held {
-			w.turn = turnHeld
+			w.turn = true
 			held = true
 		}
 		w.pumpProducerLocked()
@@ -361,11 +361,6 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 	}
 	return n, nil
 }
-
-// turnHeld is what w.turn holds while a Write or ReadFrom holds the write
-// turn. Nobody waits on it: the Writes that wait for the turn queue with
-// the other waiters for room, and releaseTurn wakes the first.
-var turnHeld = make(chan struct{})
 
 // acceptCopyLocked copies as much of p into the buffer as one round of a
 // Write may take: the room left in the buffered tail, then whole pieces
@@ -408,7 +403,7 @@ func acceptCopyLocked[S []byte | string](w *Writable, p S) int {
 // Write that waits for it if the stream has room.
 func (w *Writable) releaseTurn() {
 	w.mu.Lock()
-	w.turn = nil
+	w.turn = false
 	w.wakeNextLocked()
 	w.unlock()
 }
@@ -481,7 +476,7 @@ func (w *Writable) waitTurn(held *bool) (room int, err error) {
 				w.needDrain = true
 			}
 		}
-		wait := w.mustWaitLocked(w.turn != nil && !*held)
+		wait := w.mustWaitLocked(w.turn && !*held)
 		if err := w.lateErrLocked(); err != nil {
 			if q != nil {
 				w.putWaiterLocked(q) // every other waiter was woken too
@@ -492,7 +487,7 @@ func (w *Writable) waitTurn(held *bool) (room int, err error) {
 		if !wait {
 			if !*held {
 				w.closeFastLocked()
-				w.turn = turnHeld
+				w.turn = true
 				*held = true
 			}
 			if q != nil {
