@@ -9,7 +9,11 @@ import (
 	"time"
 
 	"github.com/streamkit/stream/internal/ring"
+	"github.com/streamkit/stream/internal/wakecount"
 )
+
+// cacheLinePad keeps the fields around it on cache lines of their own.
+type cacheLinePad [64]byte
 
 // core is the engine shared by [Writable] (T = []byte) and [WritableOf]:
 // the buffer, the sink calls, the life cycle and the delivery of callbacks
@@ -51,7 +55,18 @@ type core[T any] struct {
 	fastMax   int
 	fastDones [8]fastDone[T]
 	fastCall  completion[T]
+	// fast is the producers' word, and fastSlots holds the callbacks of
+	// fast writes (see fast.go). fastTail is fastTaken for the claimants,
+	// who must not overwrite a slot not taken yet; the deliverer writes
+	// it, so it has a cache line of its own. courierOn is set while a
+	// courier goroutine delivers those callbacks.
+	_         cacheLinePad
 	fast      atomic.Uint64
+	courierOn atomic.Bool
+	_         cacheLinePad
+	fastTail  atomic.Uint64
+	_         cacheLinePad
+	fastSlots callbackRing
 
 	// completions are reused round-robin by write, writev and final calls,
 	// so a stale done is recognised for the last len(completions)-1 calls.
@@ -71,19 +86,16 @@ type core[T any] struct {
 	pendingCallbacks int
 	needDrain        bool          // a write returned false; cleared by "drain"
 	drainCh          chan struct{} // made by Ready while needDrain; closed when it clears
+	waiters          waitQueue     // Write, ReadFrom and Wait calls waiting for room
 	accepted         uint64        // the seq of the last accepted write
 	dropped          int           // items dropped by Overflow, for State
-	// drained wakes, on w.mu, the Writes into a Pipe that wait for "drain"
-	// (see Writable.waitDrainLocked): no channel per drain episode.
-	drained     sync.Cond
-	drainWaiter int // how many wait on drained
 	// flushes are the waiting Flush calls, in the order of their targets.
 	flushes []*flushWaiter
-	// turn is held by a Write that spans more than one round, or by a
-	// ReadFrom, until it returns: other Writes wait for it to be closed, so
-	// that one Write's bytes are never interleaved with another's. The fast
-	// path stays closed meanwhile.
-	turn chan struct{}
+	// turn is set while a Write that spans more than one round, or a
+	// ReadFrom, holds the write turn, until it returns: other Writes wait
+	// in waiters until it is released, so that one Write's bytes are never
+	// interleaved with another's. The fast path stays closed meanwhile.
+	turn bool
 	// carrying is set while a carryOn goroutine is on its way to run what
 	// a producer's budget left.
 	carrying bool
@@ -116,7 +128,14 @@ type core[T any] struct {
 	timer    *time.Timer
 	stopCtx  func() bool
 
-	events     eventQueue[T]
+	events eventQueue[T]
+	// fastTaken counts the fast writes' callbacks taken from fastSlots for
+	// delivery, fastMarked those published before the last evFastCallbacks.
+	fastTaken  uint64
+	fastMarked uint64
+	// takeAll lets the courier's delivery take the callbacks published
+	// since the last event even if they fill no batch.
+	takeAll    bool
 	delivering bool // a goroutine is running deliverLocked
 	// barrierReached, hookRunning and barrierPassed track the destroy
 	// barrier (see evHookBarrier): delivery has reached it; the Destroy hook
@@ -191,7 +210,6 @@ func (w *core[T]) init(s settings[T]) {
 	}
 	w.stall = s.stall
 	w.done = make(chan struct{})
-	w.drained.L = &w.mu
 	for i := range w.completions {
 		w.completions[i].init(w)
 	}
@@ -263,13 +281,7 @@ func (w *core[T]) writeChunk(item T, size int, cb Callback) bool {
 	w.pumpProducerLocked()
 	ok := w.belowHighWaterLocked()
 	w.scheduleLocked()
-	if cb != nil {
-		// Writes with callbacks take the lock anyway; reopening the fast
-		// path after each would only add two atomics per write.
-		w.mu.Unlock()
-	} else {
-		w.unlock()
-	}
+	w.unlock()
 	return ok
 }
 
@@ -322,25 +334,48 @@ func (w *core[T]) roomLocked(size int) bool {
 	return true
 }
 
-// wait is Wait.
+// wait is Wait. A Wait that was woken hands the room on as it returns:
+// its caller is about to write, but may not, and the next waiter must not
+// be stranded while there is room.
 func (w *core[T]) wait(ctx context.Context) error {
+	var q *waiter // once it waited
+	w.mu.Lock()
 	for {
-		w.mu.Lock()
+		wait := w.mustWaitLocked(false)
 		if err := w.lateErrLocked(); err != nil {
+			if q != nil {
+				w.putWaiterLocked(q) // every other waiter was woken too
+			}
 			w.mu.Unlock()
 			return err
 		}
-		if !w.needDrain {
+		if !wait {
+			if q != nil {
+				w.putWaiterLocked(q)
+				w.wakeNextLocked()
+			}
 			w.mu.Unlock()
 			return nil
 		}
-		w.pumpLocked() // a lingering batch goes now: someone waits
-		w.scheduleLocked()
-		ch := w.readyLocked()
+		if q == nil {
+			q = w.getWaiterLocked(false)
+		}
+		w.enqueueLocked(q, false)
 		w.mu.Unlock()
 		select {
-		case <-ch:
+		case <-q.ch:
+			wakecount.Wakeup()
+			w.mu.Lock()
 		case <-ctx.Done():
+			w.mu.Lock()
+			if q.woken {
+				w.putWaiterLocked(q)
+				w.wakeNextLocked() // the wake-up it got, passed on
+			} else {
+				w.unqueueLocked(q)
+				w.putWaiterLocked(q)
+			}
+			w.mu.Unlock()
 			return context.Cause(ctx)
 		}
 	}
@@ -413,7 +448,7 @@ func (w *core[T]) flushDueLocked() {
 		oldest = w.adoptedSeq
 	}
 	for len(w.flushes) > 0 && w.flushes[0].target < oldest {
-		w.events.PushBack(event[T]{kind: evCallback, cb: w.flushes[0].wake})
+		w.queueLocked(event[T]{kind: evCallback, cb: w.flushes[0].wake})
 		w.flushes[0] = nil
 		w.flushes = w.flushes[1:]
 	}
@@ -483,6 +518,7 @@ func (w *core[T]) state() State {
 		pending++
 		writing = true
 	}
+	pending += int(w.fastHeadLocked() - w.fastTaken) // published, not taken yet
 	return State{
 		Length:           length,
 		HighWaterMark:    w.hwm,

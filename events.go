@@ -8,7 +8,10 @@ import "github.com/streamkit/stream/internal/ring"
 // Destroy, ...) hands delivery to a new goroutine so that nothing it caused
 // runs inside it (Node's process.nextTick rule); a sink completing on its own
 // goroutine delivers what its completion caused itself, before done returns
-// (Node runs those callbacks inside the sink's callback too).
+// (Node runs those callbacks inside the sink's callback too). The callbacks
+// of fast writes completed inside their WriteFunc wait in fastSlots instead
+// (see fast.go): a courier goroutine runs them, and evFastCallbacks keeps
+// their place in the queue.
 
 type eventKind uint8
 
@@ -31,6 +34,13 @@ const (
 	evClose
 	// evFinal starts Final, once every write callback has run.
 	evFinal
+	// evWritten runs OnWritten over n items that settled together with one
+	// error and have no callbacks; their items are in the queue's items.
+	evWritten
+	// evFastCallbacks runs the callbacks that fast writes published in
+	// fastSlots before the next event was queued: up to the count at the
+	// front of the queue's marks.
+	evFastCallbacks
 	// evHookBarrier is queued when the stream is destroyed. When delivery
 	// reaches it, every event queued before the destroy has run: the Destroy
 	// hook may start as soon as nothing is in flight. The events behind it
@@ -47,6 +57,7 @@ type event[T any] struct {
 	// written marks an outcome that OnWritten gets too, before cb (which
 	// may be nil); its item is in the queue's items.
 	written bool
+	n       int32 // evWritten: how many items
 	cb      Callback
 	err     error
 }
@@ -57,6 +68,7 @@ type event[T any] struct {
 type eventQueue[T any] struct {
 	ev    ring.Ring[event[T]]
 	items ring.Ring[T]
+	marks ring.Ring[uint64] // the counts of the evFastCallbacks events
 }
 
 func (q *eventQueue[T]) Len() int            { return q.ev.Len() }
@@ -126,6 +138,65 @@ func register[T, F any](w *core[T], list *handlerList[F], fn F) (off func()) {
 	}
 }
 
+// queueLocked queues e, behind the callbacks fast writes published so far.
+func (w *core[T]) queueLocked(e event[T]) {
+	w.markFastLocked()
+	w.events.PushBack(e)
+}
+
+// queueWrittenLocked queues e, the outcome of item for OnWritten, as
+// queueLocked.
+func (w *core[T]) queueWrittenLocked(e event[T], item T) {
+	w.markFastLocked()
+	w.events.pushWritten(e, item)
+}
+
+// queueWrittenBatchLocked queues the outcome err of the first n items in
+// the buffer, written by one call and without callbacks, for OnWritten: one
+// event for all of them, their items in the queue's items.
+func (w *core[T]) queueWrittenBatchLocked(n int, err error) {
+	w.markFastLocked()
+	w.events.PushBack(event[T]{kind: evWritten, counted: true, n: int32(n), err: err})
+	for i := range n {
+		w.events.items.PushBack(w.buf.At(i).item)
+	}
+}
+
+// markFastLocked queues an evFastCallbacks event for the callbacks fast
+// writes published since the last one: they were published before anything
+// queued from now on, so they run before it.
+func (w *core[T]) markFastLocked() {
+	if head := w.fastHeadLocked(); head > w.fastMarked && head > w.fastTaken {
+		w.fastMarked = head
+		w.events.PushBack(event[T]{kind: evFastCallbacks})
+		w.events.marks.PushBack(head)
+	}
+}
+
+// fastHeadLocked returns how many callbacks fast writes have published in
+// all: the head in w.fast counts modulo fastSlotCount, and fewer than that
+// wait, so it is less than fastSlotCount ahead of the last count seen.
+func (w *core[T]) fastHeadLocked() uint64 {
+	base := max(w.fastMarked, w.fastTaken)
+	return base + fastSlotsBetween(base, fastHead(w.fast.Load()))
+}
+
+// takeFastLocked moves the published callbacks of fastSlots, up to the
+// count upTo and as many as fit, into batch, as counted outcomes, and
+// returns how many it moved.
+func (w *core[T]) takeFastLocked(upTo uint64, batch []event[T]) int {
+	n := int(min(upTo-w.fastTaken, uint64(len(batch))))
+	for i := range n {
+		slot := w.fastSlots.at(w.fastTaken + uint64(i))
+		batch[i] = event[T]{kind: evCallback, counted: true, cb: *slot}
+		*slot = nil
+	}
+	w.fastTaken += uint64(n)
+	w.fastTail.Store(w.fastTaken) // their slots are free
+	w.pendingCallbacks += n       // counted until they ran, as the others
+	return n
+}
+
 // queueOutcomeLocked queues the outcome of e, an accepted write, for its
 // callback and OnWritten, or, if it has neither, counts it as run.
 func (w *core[T]) queueOutcomeLocked(e *entry[T], err error) {
@@ -135,9 +206,9 @@ func (w *core[T]) queueOutcomeLocked(e *entry[T], err error) {
 	}
 	ev := event[T]{kind: evCallback, counted: true, cb: e.cb, err: err}
 	if w.onWritten != nil {
-		w.events.pushWritten(ev, e.item)
+		w.queueWrittenLocked(ev, e.item)
 	} else {
-		w.events.PushBack(ev)
+		w.queueLocked(ev)
 	}
 }
 
@@ -198,6 +269,7 @@ func (w *core[T]) deliverLocked() {
 	var batch [32]event[T]
 	var items [32]T // the items of the written ones
 	var batched, ran int
+	var writtenLeft int // items of the evWritten event still in the queue
 	defer func() {
 		if !returned {
 			w.mu.Lock()
@@ -206,6 +278,19 @@ func (w *core[T]) deliverLocked() {
 				w.destroyLocked(nil)
 			case evClose:
 				close(w.done)
+			case evWritten: // put back the items the panic skipped
+				rest := writtenLeft
+				for i := batched - 1; i > ran; i-- {
+					w.events.items.PushFront(items[i])
+					rest++
+				}
+				if rest > 0 {
+					w.pendingCallbacks += batched - ran - 1
+					ev := batch[0]
+					ev.n = int32(rest)
+					w.events.ev.PushFront(ev)
+				}
+				batched = 0
 			}
 			for i := batched - 1; i > ran; i-- { // put back what the panic skipped
 				if batch[i].counted {
@@ -220,6 +305,22 @@ func (w *core[T]) deliverLocked() {
 	}()
 	for {
 		next := w.events.Front()
+		if next == nil {
+			// The callbacks fast writes published since the last event, by
+			// full batches: taking a few at a time, the deliverer would
+			// fight the writer for their cache lines. The courier takes the
+			// rest after a pause (see courier), or all at once.
+			if n := w.fastHeadLocked() - w.fastTaken; n >= uint64(len(batch)) || n > 0 && w.takeAll {
+				w.takeAll = false
+				current = evCallback
+				batched = w.takeFastLocked(w.fastTaken+n, batch[:])
+				w.runBatchLocked(batch[:batched], items[:batched], &ran)
+				batched = 0
+				continue
+			} else if n > 0 {
+				w.wakeCourier()
+			}
+		}
 		if next != nil && next.kind == evHookBarrier {
 			if late, item, ok := w.late.PopFront(); ok {
 				current = evCallback
@@ -239,6 +340,19 @@ func (w *core[T]) deliverLocked() {
 			returned = true
 			return
 		}
+		if next.kind == evFastCallbacks {
+			upTo := w.events.marks.Front()
+			if w.fastTaken >= *upTo {
+				w.events.PopFront()
+				w.events.marks.PopFront()
+				continue
+			}
+			current = evCallback
+			batched = w.takeFastLocked(*upTo, batch[:])
+			w.runBatchLocked(batch[:batched], items[:batched], &ran)
+			batched = 0
+			continue
+		}
 		ev, item, _ := w.events.PopFront()
 		current = ev.kind
 		switch ev.kind {
@@ -252,19 +366,25 @@ func (w *core[T]) deliverLocked() {
 				batch[batched], items[batched], _ = w.events.PopFront()
 				batched++
 			}
-			for i := range batched {
-				if batch[i].counted {
-					w.pendingCallbacks--
-				}
-			}
-			w.mu.Unlock()
-			for ran = 0; ran < batched; ran++ {
-				w.runOutcome(&batch[ran], items[ran])
-			}
-			w.mu.Lock()
-			clear(batch[:batched])
-			clear(items[:batched])
+			w.runBatchLocked(batch[:batched], items[:batched], &ran)
 			batched = 0
+		case evWritten:
+			batch[0] = ev // for the put-back
+			for writtenLeft = int(ev.n); writtenLeft > 0; {
+				batched = min(writtenLeft, len(items))
+				for i := range batched {
+					items[i], _ = w.events.items.PopFront()
+				}
+				writtenLeft -= batched
+				w.pendingCallbacks -= batched
+				w.mu.Unlock()
+				for ran = 0; ran < batched; ran++ {
+					w.onWritten(items[ran], ev.err)
+				}
+				w.mu.Lock()
+				clear(items[:batched])
+			}
+			batch[0], batched = event[T]{}, 0
 		case evDrainCheck:
 			if !w.drainDueLocked() {
 				continue
@@ -304,6 +424,23 @@ func (w *core[T]) deliverLocked() {
 			close(w.done)
 		}
 	}
+}
+
+// runBatchLocked runs the outcomes in batch (with their items) without the
+// lock held, counting in *ran those that returned, and clears batch.
+func (w *core[T]) runBatchLocked(batch []event[T], items []T, ran *int) {
+	for i := range batch {
+		if batch[i].counted {
+			w.pendingCallbacks--
+		}
+	}
+	w.mu.Unlock()
+	for *ran = 0; *ran < len(batch); *ran++ {
+		w.runOutcome(&batch[*ran], items[*ran])
+	}
+	w.mu.Lock()
+	clear(batch)
+	clear(items)
 }
 
 // runCallbackLocked runs a write callback without the lock held.

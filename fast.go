@@ -1,12 +1,15 @@
 package stream
 
-import "fmt"
+import (
+	"fmt"
+	"runtime"
+)
 
 // The fast path.
 //
-// A write with no callback to an idle stream needs none of the machinery
-// behind the lock: nothing is buffered, no event can be due, and if the
-// sink completes before returning there is nothing to do afterwards. On a
+// A write to an idle stream needs none of the machinery behind the lock:
+// nothing is buffered, no event can be due, and if the sink completes
+// before returning there is nothing to do afterwards but its callback. On a
 // 2-core machine of this project an uncontended atomic operation costs
 // about 8 ns and a lock and unlock of a sync.Mutex about 19 ns, while Node
 // spends about 20 ns on a whole write; the locked path (two lock/unlock
@@ -23,7 +26,10 @@ import "fmt"
 //	bit 2      fastReturned: its WriteFunc returned before done was called
 //	bit 3      fastDoneSync: done was called, through the locked path,
 //	           while its WriteFunc was running
-//	bits 8-31  its generation; the low three bits choose its done function
+//	bit 4      fastHasCb: it has a callback, in fastSlots at the head
+//	bits 8-19  the head of fastSlots: how many callbacks fast writes have
+//	           published, modulo fastSlotCount
+//	bits 20-31 its generation; the low three bits choose its done function
 //	bits 32-63 its length
 //
 // Any locked operation that reads or changes the stream's state first
@@ -31,17 +37,33 @@ import "fmt"
 // moment is adopted: from then on it is an ordinary write in flight (w.call
 // is &w.fastCall), and its completion goes through the lock. The locked
 // path reopens the fast path when the stream is idle again.
+//
+// A fast write with a callback takes the same path. Its claimant stores
+// the callback in fastSlots at the head, and the done that releases the
+// sink advances the head in the same CAS: that publishes the callback,
+// which a courier goroutine (or whoever delivers events) runs later, in
+// order, outside any lock. The callbacks published before an event was
+// queued run before it: queueLocked puts a mark in the event queue first
+// (see markFastLocked).
 const (
 	fastOpen     = 1 << 0
 	fastBusy     = 1 << 1
 	fastReturned = 1 << 2
 	fastDoneSync = 1 << 3
+	fastHasCb    = 1 << 4
 
 	fastSpins    = 64  // loads while another fast write holds the sink
 	fastWriteMax = 512 // the largest Write that may take the fast path
+	// fastFullYields is how many times a write with a callback yields
+	// while fastSlots is full before it takes the locked path.
+	fastFullYields = 64
 
-	fastGenShift = 8
-	fastGenMask  = 1<<32 - 1<<fastGenShift
+	fastHeadShift = 8
+	fastHeadMask  = (fastSlotCount - 1) << fastHeadShift
+	fastGenShift  = fastHeadShift + fastSlotBits
+	fastGenMask   = 1<<32 - 1<<fastGenShift
+	// fastKeep are the bits that outlive a fast write.
+	fastKeep     = fastGenMask | fastHeadMask
 	fastLenShift = 32
 	maxFastLen   = 1<<32 - 1
 )
@@ -59,9 +81,49 @@ func fastGen(v uint64) uint64 { return v & fastGenMask >> fastGenShift }
 
 func fastLen(v uint64) int { return int(v >> fastLenShift) }
 
-// claimFast tries to claim the sink for a fast write of n bytes. It returns
-// the word describing the write, or 0 if the fast path is closed or busy,
-// or n does not fit in the word.
+func fastHead(v uint64) uint64 { return v & fastHeadMask >> fastHeadShift }
+
+// fastSlotCount is the size of fastSlots: the head in w.fast counts
+// modulo fastSlotCount, and at most fastSlotCount-1 callbacks wait in it.
+const (
+	fastSlotBits  = 12
+	fastSlotCount = 1 << fastSlotBits
+)
+
+// fastBlockSize is the size of the blocks of fastSlots.
+const fastBlockSize = 256
+
+// callbackRing holds the callbacks of fast writes, at the counts of their
+// publication modulo fastSlotCount, in blocks made when the head first
+// reaches them: a stream that never has many callbacks waiting keeps one
+// small block.
+type callbackRing struct {
+	blocks [fastSlotCount / fastBlockSize]*[fastBlockSize]Callback
+}
+
+// at returns the slot of count i. Its block exists once the head reached it.
+func (r *callbackRing) at(i uint64) *Callback {
+	i %= fastSlotCount
+	return &r.blocks[i/fastBlockSize][i%fastBlockSize]
+}
+
+// store puts cb in the slot of count i, making its block if need be.
+func (r *callbackRing) store(i uint64, cb Callback) {
+	i %= fastSlotCount
+	b := &r.blocks[i/fastBlockSize]
+	if *b == nil {
+		*b = new([fastBlockSize]Callback)
+	}
+	(*b)[i%fastBlockSize] = cb
+}
+
+// fastSlotsBetween returns how many slots lie from the count from to the
+// count to, modulo fastSlotCount.
+func fastSlotsBetween(from, to uint64) uint64 { return (to - from) & (fastSlotCount - 1) }
+
+// claimFast tries to claim the sink for a fast write of n bytes without a
+// callback. It returns the word describing the write, or 0 if the fast
+// path is closed or busy, or n does not fit in the word.
 func (w *core[T]) claimFast(n int) uint64 {
 	if n >= w.fastMax {
 		return 0
@@ -74,7 +136,8 @@ func (w *core[T]) claimFast(n int) uint64 {
 		v := w.fast.Load()
 		switch v & (fastOpen | fastBusy) {
 		case fastOpen:
-			claimed := (v+1<<fastGenShift)&fastGenMask | fastOpen | fastBusy | uint64(n)<<fastLenShift
+			// fastClaimed, written out: inlined, claimFast is inlined too.
+			claimed := (v+1<<fastGenShift)&fastKeep | fastOpen | fastBusy | uint64(n)<<fastLenShift
 			if w.fast.CompareAndSwap(v, claimed) {
 				return claimed
 			}
@@ -84,6 +147,47 @@ func (w *core[T]) claimFast(n int) uint64 {
 		}
 	}
 	return 0
+}
+
+// claimFastCallback is claimFast for a write with the callback cb, which
+// also needs a free slot in fastSlots.
+func (w *core[T]) claimFastCallback(n int, cb Callback) uint64 {
+	if n >= w.fastMax {
+		return 0
+	}
+	yields := 0
+	for spin := 0; spin < fastSpins; spin++ {
+		v := w.fast.Load()
+		switch v & (fastOpen | fastBusy) {
+		case fastOpen:
+			if fastSlotsBetween(w.fastTail.Load(), fastHead(v)) == fastSlotCount-1 {
+				// Full. Give the courier time to catch up: the locked
+				// path would take the lock it needs on every write.
+				// Bounded, as this may be a callback on the courier.
+				if yields == fastFullYields {
+					return 0
+				}
+				yields++
+				spin--
+				runtime.Gosched()
+				continue
+			}
+			if claimed := fastClaimed(v, n) | fastHasCb; w.fast.CompareAndSwap(v, claimed) {
+				w.fastSlots.store(fastHead(claimed), cb) // published by its done
+				return claimed
+			}
+		case fastOpen | fastBusy:
+		default:
+			return 0 // closed
+		}
+	}
+	return 0
+}
+
+// fastClaimed returns the word of a fast write of n bytes claiming the
+// sink from the word v: the next generation, the same head.
+func fastClaimed(v uint64, n int) uint64 {
+	return (v+1<<fastGenShift)&fastKeep | fastOpen | fastBusy | uint64(n)<<fastLenShift
 }
 
 // writeFast makes the fast write claimed as v and reports WriteChunk's
@@ -162,35 +266,57 @@ func (w *core[T]) returnFastAdopted(v uint64) bool {
 	return ok
 }
 
-// settleFastLocked completes the adopted fast write described by v.
+// settleFastLocked completes the adopted fast write described by v, as
+// settleWriteLocked does a write call of one item.
 func (w *core[T]) settleFastLocked(v uint64, err error, sync bool) {
-	w.fast.Store(v & fastGenMask)
+	w.fast.Store(v & fastKeep)
 	w.call = nil
 	w.length -= w.adopted
 	w.adopted = 0
-	w.pendingCallbacks-- // its callback is nil
-	if perItem, ok := err.(ItemErrors); ok && len(perItem) == 1 {
-		// One item: its error is its own, as for a write with a callback.
-		if perItem[0] != nil {
-			w.flushErrLocked(w.adoptedSeq, perItem[0])
-		}
-		err = nil
-	} else if err != nil {
+	perItem, err := w.callResultLocked(err, 1, sync)
+	if perItem != nil {
+		err = perItem[0]
+	}
+	if err != nil {
 		w.flushErrLocked(w.adoptedSeq, err)
 	}
-	w.settleWriteLocked(err, sync)
+	if v&fastHasCb != 0 {
+		// Its claimant stored the callback before it set fastReturned or
+		// called into the lock itself: the slot is read after that.
+		slot := w.fastSlots.at(fastHead(v))
+		w.queueLocked(event[T]{kind: evCallback, counted: true, cb: *slot, err: err})
+		*slot = nil
+	} else {
+		w.pendingCallbacks--
+	}
+	w.settledLocked()
 }
 
 // complete is the done callback of a fast write.
 func (d *fastDone[T]) complete(err error) {
 	w := d.w
-	if err == nil {
+	for err == nil {
 		v := w.fast.Load()
-		if v&(fastOpen|fastBusy|fastDoneSync) == fastOpen|fastBusy &&
-			fastGen(v)%uint64(len(w.fastDones)) == d.gen &&
-			w.fast.CompareAndSwap(v, v&fastGenMask|fastOpen) {
+		if v&(fastOpen|fastBusy|fastDoneSync) != fastOpen|fastBusy ||
+			fastGen(v)%uint64(len(w.fastDones)) != d.gen ||
+			v&(fastHasCb|fastReturned) == fastHasCb|fastReturned {
+			// Not ours to release; or a callback whose done came after the
+			// WriteFunc returned: the locked path runs it inside done, as
+			// it does every completion on a sink's goroutine.
+			break
+		}
+		released := v&fastKeep | fastOpen
+		if v&fastHasCb != 0 {
+			released = v&fastGenMask | fastOpen | (v+1<<fastHeadShift)&fastHeadMask
+		}
+		if w.fast.CompareAndSwap(v, released) {
+			if v&fastHasCb != 0 {
+				w.wakeCourier()
+			}
 			return // released: nothing else was waiting
 		}
+		// The claimant set fastReturned, or a locked operation closed the
+		// fast path: look again.
 	}
 	w.mu.Lock()
 	w.closeFastLocked() // adopts the write if the fast path was still open
@@ -242,11 +368,11 @@ func (w *core[T]) closeFastLocked() {
 // StallTimeout never open it (every call needs the timer).
 func (w *core[T]) maybeOpenFastLocked() {
 	if w.fastMax == 0 || w.call != nil || w.buf.Len() > 0 || w.corked > 0 || w.needDrain ||
-		w.turn != nil || w.end != open || w.teardown != alive {
+		w.turn || w.end != open || w.teardown != alive {
 		return
 	}
 	if v := w.fast.Load(); v&fastOpen == 0 {
-		w.fast.Store(v&fastGenMask | fastOpen)
+		w.fast.Store(v&fastKeep | fastOpen)
 	}
 }
 
@@ -254,4 +380,75 @@ func (w *core[T]) maybeOpenFastLocked() {
 func (w *core[T]) unlock() {
 	w.maybeOpenFastLocked()
 	w.mu.Unlock()
+}
+
+// courierPolls is how many times an idle courier looks for new callbacks,
+// yielding the processor between looks, before it stops: long enough to
+// carry a stream of writes without being woken for each, short enough
+// not to linger once the writes stop.
+const courierPolls = 64
+
+// courierPause is how many times the courier yields between two looks.
+const courierPause = 128
+
+// wakeCourier makes sure a courier runs the callback just published.
+func (w *core[T]) wakeCourier() {
+	if !w.courierOn.Load() && w.courierOn.CompareAndSwap(false, true) {
+		go w.courier()
+	}
+}
+
+// courier is the goroutine that delivers the callbacks fast writes publish,
+// unless another goroutine is delivering events (it takes them too, before
+// it stops). It stays while writes keep coming and stops when idle or once
+// the stream is destroyed, after which no fast write publishes anything.
+func (w *core[T]) courier() {
+	stopped := false
+	defer func() {
+		if !stopped { // a callback panicked or called runtime.Goexit
+			w.courierOn.Store(false)
+		}
+	}()
+	for {
+		w.mu.Lock()
+		if w.delivering || w.teardown != alive {
+			w.courierOn.Store(false)
+			w.mu.Unlock()
+			stopped = true
+			return
+		}
+		w.delivering = true
+		w.takeAll = true
+		w.deliverLocked()
+		w.takeAll = false
+		w.mu.Unlock()
+		if !w.awaitFastCallbacks() {
+			stopped = true
+			return
+		}
+	}
+}
+
+// awaitFastCallbacks waits a little for fast writes to publish callbacks.
+// It reports whether some are there; if not, the courier has stopped:
+// courierOn is clear, and the next one to publish starts another.
+func (w *core[T]) awaitFastCallbacks() bool {
+	for range courierPolls {
+		// Each look pulls the producers' line away from them: look
+		// seldom, letting a batch build up meanwhile.
+		for range courierPause {
+			runtime.Gosched()
+		}
+		if w.fastPublished() {
+			return true
+		}
+	}
+	w.courierOn.Store(false)
+	// A callback published before the store may have seen courierOn set.
+	return w.fastPublished() && w.courierOn.CompareAndSwap(false, true)
+}
+
+// fastPublished reports whether fastSlots holds callbacks not taken yet.
+func (w *core[T]) fastPublished() bool {
+	return fastSlotsBetween(w.fastTail.Load(), fastHead(w.fast.Load())) != 0
 }

@@ -461,9 +461,10 @@ func (m *ofModel) deliver() {
 			if f.returned {
 				continue // its ctx was canceled first
 			}
-			f.returned, f.result = true, f.err
+			// The error a write would get at the call wins, as documented.
+			f.returned, f.result = true, f.lateErr
 			if f.result == "" {
-				f.result = f.lateErr
+				f.result = f.err
 			}
 		case "drainCheck":
 			if m.drainDue() {

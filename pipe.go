@@ -500,12 +500,12 @@ func (r *PipeReader) fail(err error) (Callback, error) {
 // hook on their own goroutines) is done in place, saving a goroutine per
 // drain when the writer is ahead of the reader.
 func (w *core[T]) userCodeQueuedLocked() bool {
-	if w.late.Len() > 0 {
+	if w.late.Len() > 0 || w.fastHeadLocked() != w.fastTaken {
 		return true
 	}
 	for i := range w.events.Len() {
 		switch w.events.ev.At(i).kind {
-		case evCallback, evFinish, evError, evClose:
+		case evCallback, evWritten, evFastCallbacks, evFinish, evError, evClose:
 			return true
 		case evDrain, evDrainCheck:
 			if len(w.onDrain) > 0 {
@@ -536,7 +536,7 @@ func (w *core[T]) credit(n int) {
 	w.length -= n
 	if w.drainDueLocked() {
 		w.clearNeedDrainLocked()
-		w.events.PushBack(event[T]{kind: evDrain})
+		w.queueLocked(event[T]{kind: evDrain})
 	}
 	w.deliverHereLocked()
 	w.unlock()

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/streamkit/stream/internal/wakecount"
 )
 
 // State is a snapshot of a Writable's internal state, the analogue of Node's
@@ -394,10 +396,10 @@ func (w *core[T]) startLocked() (*completion[T], T) {
 		// starts Final.
 		if w.final == nil {
 			w.end = finishing
-			w.events.PushBack(event[T]{kind: evFinish})
+			w.queueLocked(event[T]{kind: evFinish})
 		} else {
 			w.end = finalizing
-			w.events.PushBack(event[T]{kind: evFinal})
+			w.queueLocked(event[T]{kind: evFinal})
 		}
 		return nil, item
 	default:
@@ -542,7 +544,7 @@ func (w *core[T]) settleLocked(c *completion[T], err error, sync bool) {
 			w.failLocked(err)
 		} else if w.end == finalizing {
 			w.end = finishing
-			w.events.PushBack(event[T]{kind: evFinish})
+			w.queueLocked(event[T]{kind: evFinish})
 		}
 	case callConstruct:
 		if err != nil {
@@ -561,24 +563,17 @@ func (w *core[T]) settleWriteLocked(err error, sync bool) {
 	for i := range w.inflight {
 		w.length -= w.buf.At(i).size
 	}
-	w.length += w.credited // taken off already
-	w.credited = 0
-	perItem, ok := err.(ItemErrors)
-	switch {
-	case ok && len(perItem) == w.inflight:
-		err = nil
-	case ok:
-		err = fmt.Errorf("%w: %d errors for a batch of %d", ErrBadItemErrors, len(perItem), w.inflight)
-		perItem = nil
-	}
-	if err != nil {
-		w.failLocked(err)
-	} else if w.needDrain {
-		if sync {
-			w.events.PushBack(event[T]{kind: evDrainCheck})
-		} else if w.drainDueLocked() {
-			w.clearNeedDrainLocked()
-			w.events.PushBack(event[T]{kind: evDrain})
+	perItem, err := w.callResultLocked(err, w.inflight, sync)
+	if w.onWritten != nil && w.inflight > 1 && perItem == nil && w.noCallbackInFlightLocked() {
+		// One outcome for all of them: one event.
+		w.queueWrittenBatchLocked(w.inflight, err)
+		for ; w.inflight > 0; w.inflight-- {
+			e := w.buf.Front()
+			if err != nil && len(w.flushes) > 0 {
+				w.flushErrLocked(e.seq, err)
+			}
+			e.release()
+			w.buf.DropFront()
 		}
 	}
 	for i := 0; w.inflight > 0; i++ {
@@ -589,6 +584,50 @@ func (w *core[T]) settleWriteLocked(err error, sync bool) {
 		w.buf.DropFront()
 		w.inflight--
 	}
+	w.settledLocked()
+}
+
+// noCallbackInFlightLocked reports whether no item in flight has a callback.
+func (w *core[T]) noCallbackInFlightLocked() bool {
+	for i := range w.inflight {
+		if w.buf.At(i).cb != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// callResultLocked applies the result err of a write call of n items to the
+// stream, whose units the caller took off length: an error fails it, and a
+// success may make "drain" due. It returns the error of every item, or
+// their own errors (perItem) if err was an ItemErrors of length n.
+func (w *core[T]) callResultLocked(err error, n int, sync bool) (perItem ItemErrors, itemErr error) {
+	w.length += w.credited // a Pipe's reader took these off already (credit)
+	w.credited = 0
+	perItem, ok := err.(ItemErrors)
+	switch {
+	case ok && len(perItem) == n:
+		err = nil
+	case ok:
+		err = fmt.Errorf("%w: %d errors for a batch of %d", ErrBadItemErrors, len(perItem), n)
+		perItem = nil
+	}
+	if err != nil {
+		w.failLocked(err)
+	} else if w.needDrain {
+		if sync {
+			w.queueLocked(event[T]{kind: evDrainCheck})
+		} else if w.drainDueLocked() {
+			w.clearNeedDrainLocked()
+			w.queueLocked(event[T]{kind: evDrain})
+		}
+	}
+	return perItem, err
+}
+
+// settledLocked ends the settling of a write call, once the outcomes of its
+// items are queued.
+func (w *core[T]) settledLocked() {
 	w.flushDueLocked()
 	clear(w.batch)
 	w.batch = w.batch[:0]
@@ -643,7 +682,7 @@ func (w *core[T]) destroyLocked(err error) {
 	if err != nil && w.err == nil {
 		w.err = err
 	}
-	w.events.PushBack(event[T]{kind: evHookBarrier})
+	w.queueLocked(event[T]{kind: evHookBarrier})
 	w.wakeReadyLocked()
 	if w.interrupt != nil && w.call != nil {
 		w.interrupt(w.err)
@@ -667,9 +706,9 @@ func (w *core[T]) closeLocked(err error) {
 		w.lingerTimer.Stop()
 	}
 	if w.err != nil {
-		w.events.PushBack(event[T]{kind: evError, err: w.err})
+		w.queueLocked(event[T]{kind: evError, err: w.err})
 	}
-	w.events.PushBack(event[T]{kind: evClose})
+	w.queueLocked(event[T]{kind: evClose})
 }
 
 // lateErrLocked returns the error a write gets now, or nil if the stream
@@ -695,6 +734,7 @@ func (w *core[T]) rejectLocked(err error, item T, cb Callback) {
 	if cb == nil && w.onWritten == nil {
 		return
 	}
+	w.markFastLocked()
 	q := &w.events
 	if w.teardown != alive && !w.barrierPassed {
 		// Not held behind the destroy barrier: a late write does not wait
@@ -727,9 +767,13 @@ func (w *core[T]) drainDueLocked() bool {
 	return w.needDrain && w.length <= w.lwm && w.end == open && w.teardown == alive
 }
 
+// clearNeedDrainLocked ends a drain episode: Ready's channel is closed,
+// and the first waiter for room is woken (see wait.go).
 func (w *core[T]) clearNeedDrainLocked() {
+	wakecount.Drain()
 	w.needDrain = false
-	w.wakeReadyLocked()
+	w.closeReadyLocked()
+	w.wakeNextLocked()
 }
 
 // readyLocked returns Ready's channel: closed unless a drain is needed, in
@@ -744,15 +788,18 @@ func (w *core[T]) readyLocked() chan struct{} {
 	return w.drainCh
 }
 
-// wakeReadyLocked releases every goroutine waiting on Ready: the drain
-// episode ended, or the stream ended or was destroyed.
+// wakeReadyLocked releases every goroutine waiting for room, on Ready or
+// in the queue of waiters: the stream ended or was destroyed.
 func (w *core[T]) wakeReadyLocked() {
+	w.closeReadyLocked()
+	w.wakeAllLocked()
+}
+
+// closeReadyLocked closes Ready's channel, if one was made.
+func (w *core[T]) closeReadyLocked() {
 	if w.drainCh != nil {
 		close(w.drainCh)
 		w.drainCh = nil
-	}
-	if w.drainWaiter > 0 {
-		w.drained.Broadcast()
 	}
 }
 

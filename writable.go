@@ -259,6 +259,8 @@ func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
 		if v := w.claimFast(len(chunk)); v != 0 {
 			return w.writeFast(chunk, v)
 		}
+	} else if v := w.claimFastCallback(len(chunk), cb); v != 0 {
+		return w.writeFast(chunk, v)
 	}
 	w.checkMade(writableName)
 	return w.writeChunk(chunk, len(chunk), cb)
@@ -267,10 +269,12 @@ func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
 // Write implements io.Writer. It copies p into the stream, in pieces of
 // the high-water mark rounded up to a power of two between 4 KiB and 1 MiB,
 // and blocks while the stream needs drain, so memory stays bounded
-// whatever the size of p. It returns the number of
-// bytes accepted and, if that is less than len(p), the stream's error: see
-// WriteChunk for the errors of late writes. Write never retains p.
-// Consecutive Writes may reach the sink as one chunk.
+// whatever the size of p. Writes that block queue in order: "drain" wakes
+// the first, and each one that leaves room after its bytes wakes the
+// next. It returns the number of bytes accepted and, if that is less than
+// len(p), the stream's error: see WriteChunk for the errors of late
+// writes. Write never retains p. Consecutive Writes may reach the sink as
+// one chunk.
 func (w *Writable) Write(p []byte) (int, error) {
 	return writeCopy(w, p)
 }
@@ -314,27 +318,28 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 	// the sink panic inside a round, the stream is destroyed, and a turn
 	// left held is never waited for: every Write checks lateErr first.
 	held := false
+	var q *waiter // once it waited
 	// Once all of p is accepted Write succeeds, even if the sink failed on
 	// it synchronously: the error is the next call's.
 	for len(p) > 0 {
 		w.mu.Lock()
 		w.closeFastLocked()
+		wait := w.mustWaitLocked(w.turn && !held)
 		if err := w.lateErrLocked(); err != nil {
+			if q != nil {
+				w.putWaiterLocked(q) // every other waiter was woken too
+			}
 			w.mu.Unlock()
 			if held {
 				w.releaseTurn()
 			}
 			return n, err
 		}
-		if w.turn != nil && !held || w.needDrain {
-			if w.pipe != nil && (w.turn == nil || held) {
-				w.waitDrainLocked()
-				w.mu.Unlock()
-				continue
+		if wait {
+			if q == nil {
+				q = w.getWaiterLocked(true)
 			}
-			ch := w.waitChanLocked(held)
-			w.mu.Unlock()
-			<-ch
+			w.sleepLocked(q, held)
 			continue
 		}
 		k := 0
@@ -347,11 +352,16 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 		n += k
 		p = p[k:]
 		if len(p) > 0 && !held {
-			w.turn = make(chan struct{})
+			w.turn = true
 			held = true
 		}
 		w.pumpProducerLocked()
 		w.belowHighWaterLocked()
+		if q != nil {
+			w.putWaiterLocked(q)
+			q = nil
+			w.wakeNextLocked() // the room left, handed on
+		}
 		w.scheduleLocked()
 		w.unlock()
 	}
@@ -359,36 +369,6 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 		w.releaseTurn()
 	}
 	return n, nil
-}
-
-// waitChanLocked returns what a Write or ReadFrom must wait on before it
-// may accept bytes: another call's write turn (unless held reports that
-// the caller holds it), or Ready while the stream needs drain. It returns
-// nil if the caller may go on now.
-func (w *Writable) waitChanLocked(held bool) <-chan struct{} {
-	switch {
-	case w.turn != nil && !held:
-		return w.turn
-	case w.needDrain:
-		w.pumpLocked() // a lingering batch goes now: someone waits
-		w.scheduleLocked()
-		return w.readyLocked()
-	}
-	return nil
-}
-
-// waitDrainLocked is waitChanLocked's wait for "drain" without a channel,
-// for a Write into a Pipe, which at a mark of one write waits on every
-// other Write: it waits on w.drained until the stream no longer needs
-// drain, is ended or destroyed.
-func (w *Writable) waitDrainLocked() {
-	w.pumpLocked() // as in waitChanLocked
-	w.scheduleLocked()
-	w.drainWaiter++
-	for w.needDrain && w.end == open && w.teardown == alive {
-		w.drained.Wait()
-	}
-	w.drainWaiter--
 }
 
 // acceptCopyLocked copies as much of p into the buffer as one round of a
@@ -428,12 +408,12 @@ func acceptCopyLocked[S []byte | string](w *Writable, p S) int {
 	return n
 }
 
-// releaseTurn ends the write turn of a Write or ReadFrom, waking the Writes
-// that wait for it.
+// releaseTurn ends the write turn of a Write or ReadFrom, waking the first
+// Write that waits for it if the stream has room.
 func (w *Writable) releaseTurn() {
 	w.mu.Lock()
-	close(w.turn)
-	w.turn = nil
+	w.turn = false
+	w.wakeNextLocked()
 	w.unlock()
 }
 
@@ -495,12 +475,9 @@ func (w *Writable) ReadFrom(r io.Reader) (total int64, err error) {
 // it does already) and the stream does not need drain, and returns how many
 // bytes MaxBuffered leaves room for, or the error a write would get now.
 func (w *Writable) waitTurn(held *bool) (room int, err error) {
+	var q *waiter // once it waited
 	for {
 		w.mu.Lock()
-		if err := w.lateErrLocked(); err != nil {
-			w.mu.Unlock()
-			return 0, err
-		}
 		room = w.piece
 		if w.maxBuffered > 0 {
 			room = w.maxBuffered - w.length
@@ -508,18 +485,31 @@ func (w *Writable) waitTurn(held *bool) (room int, err error) {
 				w.needDrain = true
 			}
 		}
-		ch := w.waitChanLocked(*held)
-		if ch == nil {
+		wait := w.mustWaitLocked(w.turn && !*held)
+		if err := w.lateErrLocked(); err != nil {
+			if q != nil {
+				w.putWaiterLocked(q) // every other waiter was woken too
+			}
+			w.mu.Unlock()
+			return 0, err
+		}
+		if !wait {
 			if !*held {
 				w.closeFastLocked()
-				w.turn = make(chan struct{})
+				w.turn = true
 				*held = true
+			}
+			if q != nil {
+				w.putWaiterLocked(q)
+				w.wakeNextLocked() // a Wait may go on beside a ReadFrom
 			}
 			w.mu.Unlock()
 			return room, nil
 		}
-		w.mu.Unlock()
-		<-ch
+		if q == nil {
+			q = w.getWaiterLocked(true)
+		}
+		w.sleepLocked(q, *held)
 	}
 }
 
@@ -564,9 +554,13 @@ func (w *Writable) acceptRead(s *slab, n int) (kept bool, err error) {
 //
 // Unlike a loop on <-w.Ready(), which spins on a dead stream (Ready is
 // closed, WriteChunk returns false), this loop ends with the stream's
-// error. Wait must not be called from a callback or event handler of the
-// same stream while it needs drain: "drain" runs after the handler
-// returns, so the call would hang forever (or until ctx is done).
+// error. Waiting calls queue in order with the Writes that wait: "drain"
+// wakes the first, and each one that returns wakes the next if the stream
+// still has room then, so many producers are not all woken at each drain
+// to fight for a few bytes of room. Wait must not be called from a
+// callback or event handler of the same stream while it needs drain:
+// "drain" runs after the handler returns, so the call would hang forever
+// (or until ctx is done).
 func (w *Writable) Wait(ctx context.Context) error {
 	w.checkMade(writableName)
 	return w.wait(ctx)
@@ -633,7 +627,9 @@ func (w *Writable) Destroy(err error) {
 // or is destroyed, so a waiter is never stranded; its next write then
 // returns the error. Ready is for select loops; a producer that only
 // waits should call [Writable.Wait], which also returns the stream's error:
-// a loop on <-Ready() alone keeps writing to a dead stream.
+// a loop on <-Ready() alone keeps writing to a dead stream. Being a
+// channel, it wakes every goroutine that selects on it at once; Wait wakes
+// its callers one at a time, as the room allows.
 func (w *Writable) Ready() <-chan struct{} {
 	w.checkMade(writableName)
 	return w.ready()

@@ -233,6 +233,8 @@ func (w *WritableOf[T]) WriteChunk(v T, cb Callback) bool {
 		if f := w.claimFast(size); f != 0 {
 			return w.writeFast(v, f)
 		}
+	} else if f := w.claimFastCallback(size, cb); f != 0 {
+		return w.writeFast(v, f)
 	}
 	w.checkMade(writableOfName)
 	return w.writeChunk(v, size, cb)
@@ -243,8 +245,10 @@ func (w *WritableOf[T]) WriteChunk(v T, cb Callback) bool {
 // false since the last "drain", else at the next "drain" (Length at or
 // below LowWaterMark); the error a write would get now as soon as the
 // stream is ended, destroyed or errored; or context.Cause(ctx). A Linger
-// batch goes at once while someone waits. Called from a callback of the
-// same stream while it needs drain, it hangs forever (or until ctx is done).
+// batch goes at once while someone waits. Waiting calls are woken one at
+// a time, each passing the room on as it returns. Called from a callback
+// of the same stream while it needs drain, it hangs forever (or until ctx
+// is done).
 func (w *WritableOf[T]) Wait(ctx context.Context) error {
 	w.checkMade(writableOfName)
 	return w.wait(ctx)
@@ -303,7 +307,7 @@ func (w *WritableOf[T]) Destroy(err error) {
 // Ready returns a channel closed when the stream can take more items
 // without exceeding its high-water mark, or when it ends or is destroyed,
 // as [Writable.Ready]; for select loops (a producer that only waits should
-// call Wait).
+// call Wait, which does not wake every waiter at once).
 func (w *WritableOf[T]) Ready() <-chan struct{} {
 	w.checkMade(writableOfName)
 	return w.ready()

@@ -585,3 +585,37 @@ func TestPipelineSeq(t *testing.T) {
 		assert.ErrorIs(t, streamtest.Recv(t, res, "PipelineSeq to return"), stopped, "PipelineSeq")
 	})
 }
+
+// OnWritten runs once per item of a Writev batch, even when it panics in
+// the middle of one: the goroutine that called done (and recovered) ran
+// it up to the panic, and the rest of the batch still gets OnWritten, in
+// order, before the stream closes.
+func TestWritableOfOnWrittenPanicsMidBatch(t *testing.T) {
+	dones := make(chan stream.Callback, 2)
+	var mu sync.Mutex
+	var seen []int
+	w := stream.NewWritableOf(nil, stream.OptionsOf[int]{
+		Writev: func(items []int, done stream.Callback) { dones <- done },
+		OnWritten: func(v int, err error) {
+			mu.Lock()
+			seen = append(seen, v)
+			mu.Unlock()
+			assert.NoError(t, err, "item %d", v)
+			if v == 4 {
+				panic("OnWritten bug")
+			}
+		},
+	})
+	for i := range 10 {
+		w.WriteChunk(i, nil)
+	}
+	streamtest.Recv(t, dones, "the call of item 0")(nil)
+	done := streamtest.Recv(t, dones, "the batch of items 1 to 9")
+	assert.PanicsWithValue(t, "OnWritten bug", func() { done(nil) }, "OnWritten's panic reaches the goroutine that called done")
+	closed := make(chan error, 1)
+	go func() { closed <- w.Close() }()
+	require.NoError(t, streamtest.Recv(t, closed, "Close"), "Close")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, seen, "OnWritten once per item, in order")
+}
