@@ -59,7 +59,8 @@ type Options struct {
 
 	// LowWaterMark is the buffered length, in bytes, at or below which
 	// "drain" fires (and Wait and Ready return) after a write returned
-	// false. 0 (the default) means at empty, as in Node.
+	// false. 0 (the default) means at empty, as in Node; for a [Pipe], half
+	// the high-water mark.
 	LowWaterMark int
 
 	// MaxBuffered, if positive, is a hard cap on the buffered length in
