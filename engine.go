@@ -133,6 +133,9 @@ type core[T any] struct {
 	// delivery, fastMarked those published before the last evFastCallbacks.
 	fastTaken  uint64
 	fastMarked uint64
+	// fastDrainTo is how far delivery takes fastSlots' callbacks before it
+	// looks at the head again.
+	fastDrainTo uint64
 	// takeAll lets the courier's delivery take the callbacks published
 	// since the last event even if they fill no batch.
 	takeAll    bool

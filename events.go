@@ -181,6 +181,10 @@ func (w *core[T]) fastHeadLocked() uint64 {
 	return base + fastSlotsBetween(base, fastHead(w.fast.Load()))
 }
 
+// fastTakeMin is the fewest published callbacks that delivery takes from
+// fastSlots when nothing else is queued, unless the courier takes them all.
+const fastTakeMin = 1024
+
 // takeFastLocked moves the published callbacks of fastSlots, up to the
 // count upTo and as many as fit, into batch, as counted outcomes, and
 // returns how many it moved.
@@ -306,16 +310,21 @@ func (w *core[T]) deliverLocked() {
 	for {
 		next := w.events.Front()
 		if next == nil {
-			// The callbacks fast writes published since the last event, by
-			// full batches: taking a few at a time, the deliverer would
-			// fight the writer for their cache lines. The courier takes the
-			// rest after a pause (see courier), or all at once.
-			if n := w.fastHeadLocked() - w.fastTaken; n >= uint64(len(batch)) || n > 0 && w.takeAll {
-				w.takeAll = false
+			// The callbacks fast writes published since the last event, in
+			// runs of at least fastTakeMin: taking a few at a time right
+			// behind the writer, the deliverer would fight it for their
+			// cache lines and for w.fast's. The courier takes the rest after
+			// a pause (see courier), or all at once.
+			if w.fastTaken < w.fastDrainTo {
 				current = evCallback
-				batched = w.takeFastLocked(w.fastTaken+n, batch[:])
+				batched = w.takeFastLocked(w.fastDrainTo, batch[:])
 				w.runBatchLocked(batch[:batched], items[:batched], &ran)
 				batched = 0
+				continue
+			}
+			if n := w.fastHeadLocked() - w.fastTaken; n >= fastTakeMin || n > 0 && w.takeAll {
+				w.takeAll = false
+				w.fastDrainTo = w.fastTaken + n
 				continue
 			} else if n > 0 {
 				w.wakeCourier()
