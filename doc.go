@@ -72,8 +72,9 @@
 // and the Destroy hook runs as soon as the sink call in flight, if any, has
 // settled (unlike Node, which does not wait for it). [Writable.Done] is
 // closed after "close"; by then every callback has run and no goroutine of
-// the stream is left (except an adapter's, stuck in a writer's call that
-// cannot be interrupted: see [FromWriter]).
+// the stream is left, but for the one that closed it, on its way out, and
+// an adapter's stuck in a writer's call that cannot be interrupted (see
+// [FromWriter]).
 //
 // A write after End fails alone with [ErrWriteAfterEnd]: unlike in Node,
 // it does not destroy the stream, which still finishes what it accepted

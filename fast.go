@@ -439,8 +439,15 @@ func (w *core[T]) awaitFastCallbacks() bool {
 		for range courierPause {
 			runtime.Gosched()
 		}
-		if w.fastPublished() {
+		v := w.fast.Load()
+		if fastSlotsBetween(w.fastTail.Load(), fastHead(v)) != 0 {
 			return true
+		}
+		if v&fastOpen == 0 {
+			// Nothing can be published before the fast path reopens, and
+			// then the first to publish starts a courier: stop now, so as
+			// not to outlive the stream by more than a look.
+			break
 		}
 	}
 	w.courierOn.Store(false)
