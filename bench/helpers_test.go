@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,11 +97,21 @@ type asyncJob struct {
 type asyncSink struct {
 	jobs    chan asyncJob
 	stopped chan struct{}
-	n       int64 // owned by the worker until stopped is closed
+	// passes is how many times the worker reads every byte (a checksum in
+	// sum, so that the loop is not optimised away) before it completes
+	// the call: a sink call then takes time in proportion to its bytes,
+	// on the worker's core, like one that compresses or encrypts.
+	passes int
+	n      int64  // owned by the worker until stopped is closed
+	sum    uint64 // the same
 }
 
-func newAsyncSink() *asyncSink {
-	s := &asyncSink{jobs: make(chan asyncJob, 1), stopped: make(chan struct{})}
+func newAsyncSink() *asyncSink { return newWorkSink(0) }
+
+// newWorkSink returns an asyncSink whose worker reads every byte passes
+// times: a slow consumer whose producers wait.
+func newWorkSink(passes int) *asyncSink {
+	s := &asyncSink{jobs: make(chan asyncJob, 1), stopped: make(chan struct{}), passes: passes}
 	go s.work()
 	return s
 }
@@ -118,13 +129,52 @@ func (s *asyncSink) work() {
 	for j := range s.jobs {
 		if j.chunks != nil {
 			for _, c := range j.chunks {
-				s.n += int64(len(c))
+				s.take(c)
 			}
 		} else {
-			s.n += int64(len(j.chunk))
+			s.take(j.chunk)
 		}
 		j.done(nil)
 	}
+}
+
+func (s *asyncSink) take(c []byte) {
+	s.n += int64(len(c))
+	for range s.passes {
+		for _, x := range c {
+			s.sum = s.sum*31 + uint64(x)
+		}
+	}
+}
+
+// runProducers starts producers goroutines that split writes between
+// them (producer i gets n of them), waits until all are running, then
+// starts them at once, and returns when the last returned; it calls
+// started just before the start, so the clock can start there.
+func runProducers(producers int, writes int64, started func(), produce func(i int, n int64)) {
+	var (
+		ready sync.WaitGroup // every producer is running
+		start = make(chan struct{})
+		done  sync.WaitGroup
+	)
+	for i := range producers {
+		n := writes / int64(producers)
+		if int64(i) < writes%int64(producers) {
+			n++
+		}
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			ready.Done()
+			<-start
+			produce(i, n)
+		}()
+	}
+	ready.Wait()
+	started()
+	close(start)
+	done.Wait()
 }
 
 // stop ends the worker and returns the bytes it got. Call it after Done.

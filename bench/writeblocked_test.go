@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,46 +55,30 @@ func benchWriteBlocked(b *testing.B, producers, passes int, wait bool) {
 	w := stream.NewWritable(as.write, stream.Options{HighWaterMark: blockedMark, Writev: as.writev})
 	src := filled(blockedSizes[1])
 	writes := int64(b.N)
-	var (
-		ready sync.WaitGroup // every producer is running
-		start = make(chan struct{})
-		done  sync.WaitGroup
-		sent  = make([]int64, producers)
-	)
-	for i := range producers {
-		n := writes / int64(producers)
-		if int64(i) < writes%int64(producers) {
-			n++
-		}
-		ready.Add(1)
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			ready.Done()
-			<-start
-			for j := range n {
-				size := blockedSizes[(int64(i)+j)%int64(len(blockedSizes))]
-				var err error
-				if !wait {
-					_, err = w.Write(src[:size])
-				} else if !w.WriteChunk(src[:size], nil) {
-					err = w.Wait(context.Background())
-				}
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				sent[i] += int64(size)
+	sent := make([]int64, producers)
+	var allocs allocCounter
+	var begin time.Time
+	runProducers(producers, writes, func() {
+		allocs = startAllocs()
+		wakecount.Start()
+		b.ResetTimer()
+		begin = time.Now()
+	}, func(i int, n int64) {
+		for j := range n {
+			size := blockedSizes[(int64(i)+j)%int64(len(blockedSizes))]
+			var err error
+			if !wait {
+				_, err = w.Write(src[:size])
+			} else if !w.WriteChunk(src[:size], nil) {
+				err = w.Wait(context.Background())
 			}
-		}()
-	}
-	ready.Wait()
-	allocs := startAllocs()
-	wakecount.Start()
-	b.ResetTimer()
-	begin := time.Now()
-	close(start)
-	done.Wait()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			sent[i] += int64(size)
+		}
+	})
 	b.StopTimer()
 	drains, wakeups := wakecount.Stop()
 	endAndWait(b, w)
@@ -110,60 +93,4 @@ func benchWriteBlocked(b *testing.B, producers, passes int, wait bool) {
 	}
 	b.ReportMetric(float64(drains)/float64(writes), "drains/write")
 	checkBytes(b, as.stop(), bytes)
-}
-
-// workSink is an asyncSink whose worker reads every byte it gets passes
-// times (a checksum it keeps), so that a sink call takes time in
-// proportion to its bytes, on the worker's own core, like a sink that
-// compresses or encrypts: a slow consumer whose producers wait.
-type workSink struct {
-	jobs    chan asyncJob
-	stopped chan struct{}
-	passes  int
-	n       int64  // owned by the worker until stopped is closed
-	sum     uint64 // the checksum, so that the loop is not optimised away
-}
-
-func newWorkSink(passes int) *workSink {
-	s := &workSink{jobs: make(chan asyncJob, 1), stopped: make(chan struct{}), passes: passes}
-	go s.work()
-	return s
-}
-
-func (s *workSink) write(chunk []byte, done stream.Callback) {
-	s.jobs <- asyncJob{chunk: chunk, done: done}
-}
-
-func (s *workSink) writev(chunks [][]byte, done stream.Callback) {
-	s.jobs <- asyncJob{chunks: chunks, done: done}
-}
-
-func (s *workSink) work() {
-	defer close(s.stopped)
-	for j := range s.jobs {
-		if j.chunks != nil {
-			for _, c := range j.chunks {
-				s.take(c)
-			}
-		} else {
-			s.take(j.chunk)
-		}
-		j.done(nil)
-	}
-}
-
-func (s *workSink) take(c []byte) {
-	s.n += int64(len(c))
-	for range s.passes {
-		for _, x := range c {
-			s.sum = s.sum*31 + uint64(x)
-		}
-	}
-}
-
-// stop ends the worker and returns the bytes it got. Call it after Done.
-func (s *workSink) stop() int64 {
-	close(s.jobs)
-	<-s.stopped
-	return s.n
 }

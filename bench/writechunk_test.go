@@ -2,7 +2,6 @@ package bench
 
 import (
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -212,35 +211,19 @@ func benchWriteChunkParallel(b *testing.B, producers int) {
 	cs := &countSink{}
 	w := stream.NewWritable(cs.write, stream.Options{})
 	writes := int64(b.N)
-	var (
-		ready sync.WaitGroup // every producer is running
-		start = make(chan struct{})
-		done  sync.WaitGroup
-	)
-	for i := range producers {
-		n := writes / int64(producers)
-		if int64(i) < writes%int64(producers) {
-			n++
-		}
-		ready.Add(1)
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			ready.Done()
-			<-start
-			for range n {
-				if !w.WriteChunk(chunk16, nil) {
-					<-w.Ready()
-				}
+	var allocs allocCounter
+	var begin time.Time
+	runProducers(producers, writes, func() {
+		allocs = startAllocs()
+		b.ResetTimer()
+		begin = time.Now()
+	}, func(_ int, n int64) {
+		for range n {
+			if !w.WriteChunk(chunk16, nil) {
+				<-w.Ready()
 			}
-		}()
-	}
-	ready.Wait()
-	allocs := startAllocs()
-	b.ResetTimer()
-	begin := time.Now()
-	close(start)
-	done.Wait()
+		}
+	})
 	b.StopTimer()
 	endAndWait(b, w)
 	reportRate(b, begin, writes, writes*16)
