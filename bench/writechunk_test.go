@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -189,7 +190,10 @@ func benchCork(b *testing.B, kind sinkKind, size, batch int) {
 }
 
 // BenchmarkWriteChunkParallel has several producer goroutines write 16 B
-// chunks with WriteChunk into one stream with a sync sink. Its writes/s is
+// chunks with WriteChunk into one stream with a sync sink, each calling
+// Wait when WriteChunk returned false (the producer loop the package
+// documents: Wait wakes its callers one at a time as room appears, where
+// every goroutine on <-Ready() would wake at each drain). Its writes/s is
 // the aggregate of all producers; bench/compare compares 64 producers with
 // one, the same code, in the same round.
 //
@@ -220,7 +224,10 @@ func benchWriteChunkParallel(b *testing.B, producers int) {
 	}, func(_ int, n int64) {
 		for range n {
 			if !w.WriteChunk(chunk16, nil) {
-				<-w.Ready()
+				if err := w.Wait(context.Background()); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		}
 	})
