@@ -166,6 +166,9 @@ func (w *core[T]) queueWrittenBatchLocked(n int, err error) {
 // writes published since the last one: they were published before anything
 // queued from now on, so they run before it.
 func (w *core[T]) markFastLocked() {
+	if w.fastMax == 0 {
+		return // no fast path, no fast callbacks
+	}
 	if head := w.fastHeadLocked(); head > w.fastMarked && head > w.fastTaken {
 		w.fastMarked = head
 		w.events.PushBack(event[T]{kind: evFastCallbacks})
@@ -309,7 +312,7 @@ func (w *core[T]) deliverLocked() {
 	}()
 	for {
 		next := w.events.Front()
-		if next == nil {
+		if next == nil && w.fastMax != 0 { // streams without a fast path have no fast callbacks
 			// The callbacks fast writes published since the last event, in
 			// runs of at least fastTakeMin: taking a few at a time right
 			// behind the writer, the deliverer would fight it for their
