@@ -383,10 +383,16 @@ func (w *core[T]) unlock() {
 }
 
 // courierPolls is how many times an idle courier looks for new callbacks,
-// yielding the processor between looks, before it stops: long enough to
-// carry a stream of writes without being woken for each, short enough
-// not to linger once the writes stop.
-const courierPolls = 64
+// yielding the processor between looks (about 15 µs here), before it
+// stops: long enough to carry a stream of writes without being restarted
+// for each batch. It keeps a processor busy meanwhile, so a courier whose
+// last round delivered few callbacks (sparse writes, for which a restart
+// costs little) looks only courierPollsSparse times.
+const (
+	courierPolls       = 64
+	courierPollsSparse = 2
+	courierBusyRound   = fastTakeMin // callbacks in a round that make it busy
+)
 
 // courierPause is how many times the courier yields between two looks.
 const courierPause = 128
@@ -419,21 +425,27 @@ func (w *core[T]) courier() {
 		}
 		w.delivering = true
 		w.takeAll = true
+		from := w.fastTaken
 		w.deliverLocked()
 		w.takeAll = false
+		polls := courierPollsSparse
+		if w.fastTaken-from >= courierBusyRound {
+			polls = courierPolls
+		}
 		w.mu.Unlock()
-		if !w.awaitFastCallbacks() {
+		if !w.awaitFastCallbacks(polls) {
 			stopped = true
 			return
 		}
 	}
 }
 
-// awaitFastCallbacks waits a little for fast writes to publish callbacks.
+// awaitFastCallbacks waits a little (polls looks) for fast writes to
+// publish callbacks.
 // It reports whether some are there; if not, the courier has stopped:
 // courierOn is clear, and the next one to publish starts another.
-func (w *core[T]) awaitFastCallbacks() bool {
-	for range courierPolls {
+func (w *core[T]) awaitFastCallbacks(polls int) bool {
+	for range polls {
 		// Each look pulls the producers' line away from them: look
 		// seldom, letting a batch build up meanwhile.
 		for range courierPause {
