@@ -441,10 +441,9 @@ func (w *core[T]) courier() {
 	}
 }
 
-// awaitFastCallbacks waits a little (polls looks) for fast writes to
-// publish callbacks.
-// It reports whether some are there; if not, the courier has stopped:
-// courierOn is clear, and the next one to publish starts another.
+// awaitFastCallbacks looks up to polls times for callbacks that fast writes
+// published, and reports whether some are there; if not, the courier has
+// stopped: courierOn is clear, and the next one to publish starts another.
 func (w *core[T]) awaitFastCallbacks(polls int) bool {
 	for range polls {
 		// Each look pulls the producers' line away from them: look
