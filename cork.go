@@ -9,6 +9,7 @@ package stream
 func (w *core[T]) cork() {
 	w.mu.Lock()
 	w.closeFastLocked()
+	w.attendRunLocked()
 	w.corked++
 	w.mu.Unlock()
 }

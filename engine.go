@@ -68,6 +68,14 @@ type core[T any] struct {
 	_         cacheLinePad
 	fastSlots callbackRing
 
+	// runWord drives the run in flight, and runDones are its chunks' done
+	// functions, used in turn (see run.go). runCall stands for the run in
+	// w.call.
+	runWord  atomic.Uint64
+	_        cacheLinePad
+	runDones [8]runDone[T]
+	runCall  completion[T]
+
 	// completions are reused round-robin by write, writev and final calls,
 	// so a stale done is recognised for the last len(completions)-1 calls.
 	completions [8]completion[T]
@@ -127,6 +135,16 @@ type core[T any] struct {
 	stallAt  time.Time      // when stallFor stalls
 	timer    *time.Timer
 	stopCtx  func() bool
+
+	// The run in flight (see run.go): its chunks' items, for the goroutine
+	// that carries it on; the index of its first chunk; its length; how
+	// many of its chunks were settled; the result of a done that came
+	// through the lock while its WriteFunc was running.
+	runItems   []T
+	runBase    uint32
+	runLen     int
+	runSettled int
+	runErr     error
 
 	events eventQueue[T]
 	// fastTaken counts the fast writes' callbacks taken from fastSlots for
@@ -220,6 +238,11 @@ func (w *core[T]) init(s settings[T]) {
 	w.initCall.init(w)
 	w.fastCall.init(w)
 	w.fastCall.kind = callWrite
+	for i := range w.runDones {
+		d := &w.runDones[i]
+		d.w, d.gen = w, uint32(i)
+		d.fn = d.complete
+	}
 	for i := range w.fastDones {
 		d := &w.fastDones[i]
 		d.w, d.gen = w, uint64(i)
@@ -275,7 +298,7 @@ func (w *core[T]) writeChunk(item T, size int, cb Callback) bool {
 	}
 	if !w.roomLocked(size) {
 		w.dropped++
-		w.needDrain = true
+		w.setNeedDrainLocked()
 		w.rejectLocked(ErrDropped, item, cb)
 		w.unlock()
 		return false
@@ -305,6 +328,10 @@ func (w *core[T]) acceptLocked(item T, size int, cb Callback, s *slab) {
 // larger than MaxBuffered fits only into an empty stream.
 func (w *core[T]) roomLocked(size int) bool {
 	if w.maxBuffered == 0 || w.length+size <= w.maxBuffered || w.length == 0 {
+		return true
+	}
+	w.syncRunLocked() // a run's Length is an upper bound
+	if w.length+size <= w.maxBuffered || w.length == 0 {
 		return true
 	}
 	if w.overflow != DropOldest {
@@ -405,6 +432,7 @@ func (w *core[T]) flush(ctx context.Context) error {
 	f := &flushWaiter{target: w.accepted, woken: make(chan struct{})}
 	f.wake = func(error) { close(f.woken) }
 	w.flushes = append(w.flushes, f)
+	w.attendRunLocked() // a Flush waits for each chunk's completion
 	w.corked = 0
 	w.pumpLocked()
 	w.flushDueLocked()
@@ -461,6 +489,7 @@ func (w *core[T]) flushDueLocked() {
 func (w *core[T]) endStream() {
 	w.mu.Lock()
 	w.closeFastLocked()
+	w.attendRunLocked()
 	w.corked = 0
 	if w.end == open && w.err == nil {
 		w.end = ending
@@ -514,6 +543,7 @@ func (w *core[T]) errOf() error {
 func (w *core[T]) state() State {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.syncRunLocked()
 	length, pending := w.length, w.pendingCallbacks
 	writing := w.call != nil && (w.call.kind == callWrite || w.call.kind == callWritev)
 	if v := w.fast.Load(); v&(fastOpen|fastBusy) == fastOpen|fastBusy {
@@ -525,7 +555,7 @@ func (w *core[T]) state() State {
 	return State{
 		Length:           length,
 		HighWaterMark:    w.hwm,
-		Buffered:         w.buf.Len() - w.inflight,
+		Buffered:         w.buf.Len() - w.inflight + w.runWaitingLocked(),
 		Corked:           w.corked,
 		PendingCallbacks: pending,
 		Dropped:          w.dropped,

@@ -186,7 +186,7 @@ func (c *completion[T]) complete(err error) {
 		}
 		c.settled = true // rather than an atomic store to idle: one less per chunk
 		w.settleLocked(c, err, false)
-		if w.pump(true) {
+		if w.afterDoneLocked() {
 			w.deliverHereLocked()
 			w.unlock()
 		}
@@ -678,6 +678,7 @@ func (w *core[T]) destroyLocked(err error) {
 		return
 	}
 	w.closeFastLocked()
+	w.attendRunLocked()
 	w.teardown = destroying
 	if err != nil && w.err == nil {
 		w.err = err
@@ -756,9 +757,22 @@ func (w *core[T]) rejectLocked(err error, item T, cb Callback) {
 func (w *core[T]) belowHighWaterLocked() bool {
 	ok := w.length < w.hwm || w.length == 0
 	if !ok {
-		w.needDrain = true
+		w.syncRunLocked() // a run's Length is an upper bound
+		ok = w.length < w.hwm || w.length == 0
+	}
+	if !ok {
+		w.setNeedDrainLocked()
 	}
 	return ok && w.teardown == alive
+}
+
+// setNeedDrainLocked records that a write found the stream full: "drain"
+// is due once Length is down to LowWaterMark.
+func (w *core[T]) setNeedDrainLocked() {
+	if !w.needDrain {
+		w.needDrain = true
+		w.attendRunLocked() // its stop moves to where "drain" comes
+	}
 }
 
 // drainDueLocked reports whether "drain" is due now (Node's rule D1, at

@@ -385,9 +385,10 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 func acceptCopyLocked[S []byte | string](w *Writable, p S) int {
 	limit := len(p)
 	if w.maxBuffered > 0 {
+		w.syncRunLocked() // a run's Length is an upper bound
 		limit = min(limit, max(w.maxBuffered-w.length, 0))
 		if limit == 0 {
-			w.needDrain = true
+			w.setNeedDrainLocked()
 			return 0
 		}
 	}
@@ -481,9 +482,10 @@ func (w *Writable) waitTurn(held *bool) (room int, err error) {
 		w.mu.Lock()
 		room = w.piece
 		if w.maxBuffered > 0 {
+			w.syncRunLocked() // a run's Length is an upper bound
 			room = w.maxBuffered - w.length
 			if room <= 0 {
-				w.needDrain = true
+				w.setNeedDrainLocked()
 			}
 		}
 		wait := w.mustWaitLocked(w.turn && !*held)
