@@ -208,6 +208,10 @@ func (w *core[T]) cutRunLocked(idx uint32) {
 func (w *core[T]) runStepLocked(idx uint32, err error, sync bool) (next bool) {
 	pos := int(idx - w.runBase)
 	w.settleRunLocked(pos)
+	failed := err != nil
+	if failed {
+		w.call = nil // the run ends here: the Destroy that follows has no call to interrupt
+	}
 	e := w.buf.Front()
 	w.length -= e.size
 	perItem, err := w.callResultLocked(err, 1, sync)
@@ -218,7 +222,7 @@ func (w *core[T]) runStepLocked(idx uint32, err error, sync bool) (next bool) {
 	w.buf.DropFront()
 	w.inflight--
 	w.runSettled++
-	if err == nil && pos+1 < w.runLen && w.runOKLocked() && (w.events.Len() == 0 || w.delivering) {
+	if !failed && pos+1 < w.runLen && w.runOKLocked() && (w.events.Len() == 0 || w.delivering) {
 		w.runWord.Store(runWordOf(idx+1, runInCall, w.runStopLocked(idx+1)))
 		return true
 	}
