@@ -304,7 +304,9 @@ func (w *core[T]) writeChunk(item T, size int, cb Callback) bool {
 		return false
 	}
 	w.acceptLocked(item, size, cb, nil)
-	w.pumpProducerLocked()
+	if w.corked == 0 { // corked, the pump would start nothing
+		w.pumpProducerLocked()
+	}
 	ok := w.belowHighWaterLocked()
 	w.scheduleLocked()
 	w.unlock()

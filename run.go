@@ -90,28 +90,16 @@ func (w *core[T]) runOKLocked() bool {
 	return w.teardown == alive && w.end == open && w.corked == 0 && len(w.flushes) == 0
 }
 
-// afterDoneLocked goes on after an asynchronous done settled a call, on
-// the done's goroutine: it starts runs while it can, then pumps. It
-// returns as pump(true) does.
-func (w *core[T]) afterDoneLocked() (locked bool) {
-	for w.startRunLocked() {
-		w.mu.Unlock()
-		if !w.runFrom(w.runBase) {
-			return false
-		}
-	}
-	return w.pump(true)
-}
-
-// startRunLocked claims the waiting chunks as a run, if two or more
-// without a callback are waiting for an idle sink and nothing else needs
-// the lock, and reports whether it did. Their first chunk is then in call.
-func (w *core[T]) startRunLocked() bool {
+// startRunLocked claims up to limit waiting chunks as a run, if two or
+// more without a callback are waiting for an idle sink and nothing else
+// needs the lock, and reports whether it did. Their first chunk is then in
+// call.
+func (w *core[T]) startRunLocked(limit int) bool {
 	if w.call != nil || !w.runsPossible() || !w.runOKLocked() || w.events.Len() > 0 && !w.delivering {
 		return false
 	}
 	k := 0
-	for n := min(w.buf.Len(), maxRunLen); k < n && w.buf.At(k).cb == nil; k++ {
+	for n := min(w.buf.Len(), limit, maxRunLen); k < n && w.buf.At(k).cb == nil; k++ {
 	}
 	if k < 2 {
 		return false
@@ -172,6 +160,7 @@ dispatch:
 		w.mu.Lock()
 		if !w.runReturnedLocked(idx) {
 			if w.call == &w.runCall {
+				w.scheduleLocked() // what settling the chunks before it queued
 				w.mu.Unlock()
 				return false // pending
 			}
@@ -202,7 +191,7 @@ func (w *core[T]) runReturnedLocked(idx uint32) (next bool) {
 	}
 	err := w.runErr
 	w.runErr = nil
-	return w.runStepLocked(idx, err)
+	return w.runStepLocked(idx, err, true)
 }
 
 // cutRunLocked makes chunk idx the run's last: the chunks after it wait
@@ -213,15 +202,19 @@ func (w *core[T]) cutRunLocked(idx uint32) {
 	w.runLen = n
 }
 
-// runStepLocked settles chunk idx of the run, completed with err, and the
-// chunks before it, then either puts chunk idx+1 in call, reporting true,
-// or ends the run.
-func (w *core[T]) runStepLocked(idx uint32, err error) (next bool) {
+// runStepLocked settles chunk idx of the run, completed with err (inside
+// its WriteFunc if sync), and the chunks before it, then either puts chunk
+// idx+1 in call, reporting true, or ends the run.
+func (w *core[T]) runStepLocked(idx uint32, err error, sync bool) (next bool) {
 	pos := int(idx - w.runBase)
 	w.settleRunLocked(pos)
+	failed := err != nil
+	if failed {
+		w.call = nil // the run ends here: the Destroy that follows has no call to interrupt
+	}
 	e := w.buf.Front()
 	w.length -= e.size
-	perItem, err := w.callResultLocked(err, 1, false)
+	perItem, err := w.callResultLocked(err, 1, sync)
 	if perItem != nil {
 		err = perItem[0]
 	}
@@ -229,9 +222,8 @@ func (w *core[T]) runStepLocked(idx uint32, err error) (next bool) {
 	w.buf.DropFront()
 	w.inflight--
 	w.runSettled++
-	if err == nil && pos+1 < w.runLen && w.runOKLocked() && (w.events.Len() == 0 || w.delivering) {
+	if !failed && pos+1 < w.runLen && w.runOKLocked() && (w.events.Len() == 0 || w.delivering) {
 		w.runWord.Store(runWordOf(idx+1, runInCall, w.runStopLocked(idx+1)))
-		w.flushDueLocked()
 		return true
 	}
 	w.inflight = 0 // the chunks not called wait again
@@ -296,7 +288,7 @@ func (w *core[T]) invokeRun(idx uint32) {
 			r := recover()
 			w.mu.Lock()
 			w.runWord.Store(runWordOf(idx, runNone, 0)) // its done, if any, comes too late
-			w.runStepLocked(idx, sinkPanicError(callWrite, r))
+			w.runStepLocked(idx, sinkPanicError(callWrite, r), false)
 			w.pumpLocked()
 			w.scheduleLocked()
 			w.mu.Unlock()
@@ -326,11 +318,9 @@ func (d *runDone[T]) complete(err error) {
 			break
 		}
 		if w.runWord.CompareAndSwap(s, runWordOf(idx+1, runInCall, uint32(s>>runStopShift))) {
-			if w.runFrom(idx + 1) {
-				if w.afterDoneLocked() {
-					w.deliverHereLocked()
-					w.unlock()
-				}
+			if w.runFrom(idx+1) && w.pump(true) {
+				w.deliverHereLocked()
+				w.unlock()
 			}
 			return
 		}
@@ -362,13 +352,13 @@ func (d *runDone[T]) complete(err error) {
 		if !w.runWord.CompareAndSwap(s, runWordOf(idx, runNone, 0)) {
 			continue
 		}
-		if w.runStepLocked(idx, err) {
+		if w.runStepLocked(idx, err, false) {
 			w.mu.Unlock()
 			if !w.runFrom(idx + 1) {
 				return
 			}
 		}
-		if w.afterDoneLocked() {
+		if w.pump(true) {
 			w.deliverHereLocked()
 			w.unlock()
 		}

@@ -186,7 +186,7 @@ func (c *completion[T]) complete(err error) {
 		}
 		c.settled = true // rather than an atomic store to idle: one less per chunk
 		w.settleLocked(c, err, false)
-		if w.afterDoneLocked() {
+		if w.pump(true) {
 			w.deliverHereLocked()
 			w.unlock()
 		}
@@ -255,6 +255,23 @@ func (w *core[T]) pumpUpTo(mayUnlock bool, budget int) (locked bool) {
 				go w.carryOn()
 			}
 			return true
+		}
+		limit := maxRunLen
+		if budget >= 0 {
+			limit = budget + 1 - calls
+		}
+		if w.startRunLocked(limit) {
+			first := w.runBase
+			w.mu.Unlock()
+			if !w.runFrom(first) {
+				if mayUnlock {
+					return false // the pending chunk's done carries on
+				}
+				w.mu.Lock()
+				return true
+			}
+			calls += w.runLen - 1
+			continue
 		}
 		c, chunk := w.startLocked()
 		if c == nil {
