@@ -59,9 +59,9 @@ func startRun(t *testing.T, w *stream.Writable, sink *streamtest.Sink, chunks ..
 
 // claimRun completes the writes of the first two of chunks, written
 // without callbacks, from the test goroutine after their WriteFunc
-// returned: the second done finds the others waiting and claims them as a
-// run (the first, a fast write, is adopted by the locked path). It returns
-// the held call of the run's first chunk, chunks[2].
+// returned: such a done finds the others waiting and claims them as a run
+// (the first, a fast write, is adopted by the locked path). It returns the
+// held call of chunks[2], a chunk of the run.
 func claimRun(t *testing.T, w *stream.Writable, sink *streamtest.Sink, chunks ...string) *streamtest.Call {
 	t.Helper()
 	require.GreaterOrEqual(t, len(chunks), 4, "chunks for a run of two or more")
