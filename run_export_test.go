@@ -16,3 +16,10 @@ func FlushesWaiting(w *Writable) int {
 	defer w.mu.Unlock()
 	return len(w.flushes)
 }
+
+// RunInFlightOf is RunInFlight for a WritableOf.
+func RunInFlightOf[T any](w *WritableOf[T]) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.call == &w.runCall
+}

@@ -140,6 +140,7 @@ func playSteps(t *testing.T, w *stream.Writable, sink *streamtest.Sink, rec *str
 			want += s.write
 		}
 		assert.Equal(t, s.want, stateOf(w, rec), "State after the step %+v", s)
+		assert.Equal(t, !s.want.NeedDrain, isClosed(w.Ready()), "Ready closed after the step %+v", s)
 		if s.run {
 			assert.True(t, stream.RunInFlight(w), "a run in flight after the step %+v", s)
 		}
@@ -262,6 +263,55 @@ func TestRunStopDoneInside(t *testing.T) {
 				{done: "g", want: runState{0, 0, 0, F, F, 1}},
 			})
 	})
+}
+
+// A WritableOf with a Size: a run's stop, where "drain" comes, is where
+// the weights bring Length down to LowWaterMark. Items 1 to 6 weigh their
+// value; with HighWaterMark 10 and LowWaterMark 8, "drain" comes at the
+// done of 5, which leaves 6, inside the run of 2 to 6.
+func TestRunOfWeightedDrain(t *testing.T) {
+	type call struct {
+		v    int
+		done stream.Callback
+	}
+	held := make(chan call, 1) // one call in flight at a time
+	w := stream.NewWritableOf(func(v int, done stream.Callback) { held <- call{v, done} },
+		stream.OptionsOf[int]{Size: func(v int) int { return v }, HighWaterMark: 10, LowWaterMark: 8})
+	t.Cleanup(func() {
+		w.Destroy(nil)
+		for {
+			select {
+			case c := <-held:
+				c.done(nil)
+			case <-w.Done():
+				return
+			case <-time.After(streamtest.Timeout):
+				t.Error("the stream did not close after Destroy at the end of the test")
+				return
+			}
+		}
+	})
+	var drains atomic.Int32
+	w.OnDrain(func() { drains.Add(1) })
+	for v, ok := range []bool{true, true, true, false, false, false} {
+		assert.Equal(t, ok, w.WriteChunk(v+1, nil), "WriteChunk(%d)", v+1)
+	}
+	for v, length := range []int{20, 18, 15, 11, 6, 0} {
+		c := streamtest.Recv(t, held, fmt.Sprintf("the write of %d", v+1))
+		require.Equal(t, v+1, c.v, "the item the sink got")
+		c.done(nil)
+		if v+1 == 5 {
+			waitUntil(t, func() bool { return drains.Load() == 1 }, `"drain" after the done of 5`)
+		}
+		st := w.State()
+		assert.Equal(t, length, st.Length, "Length after the done of %d", v+1)
+		assert.Equal(t, v+1 < 5, st.NeedDrain, "NeedDrain after the done of %d", v+1)
+		if v+1 >= 2 && v+1 <= 4 {
+			assert.True(t, stream.RunInFlightOf(w), "a run in flight after the done of %d", v+1)
+		}
+	}
+	require.NoError(t, w.Close(), "Close")
+	assert.Equal(t, int32(1), drains.Load(), `"drain"s`)
 }
 
 // MaxBuffered counts what a run completed as gone: with HighWaterMark 4
