@@ -1,8 +1,9 @@
 package stream_test
 
-// Tests of runs (run.go): when an asynchronous done finds two or more
-// chunks without callbacks waiting, they go to the WriteFunc one after the
-// other from each other's done, without the lock. None of that may show:
+// Tests of runs (run.go): when the pump finds two or more chunks without
+// callbacks waiting for an idle sink (after an asynchronous done, say),
+// they go to the WriteFunc one after the other from each other's done,
+// without the lock. None of that may show:
 // State, WriteChunk's results, "drain", Cork, End, Destroy, Flush, errors,
 // double dones and panics behave as they do on the locked path. Each test
 // checks with stream.RunInFlight (run_export_test.go) that it went through
