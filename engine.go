@@ -434,7 +434,6 @@ func (w *core[T]) flush(ctx context.Context) error {
 	f := &flushWaiter{target: w.accepted, woken: make(chan struct{})}
 	f.wake = func(error) { close(f.woken) }
 	w.flushes = append(w.flushes, f)
-	w.attendRunLocked() // a Flush waits for each chunk's completion
 	w.corked = 0
 	w.pumpLocked()
 	w.flushDueLocked()

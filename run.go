@@ -26,10 +26,11 @@ import "fmt"
 // The owner takes the lock for a chunk whose completion ends the run, may
 // make "drain" due (its stop), failed, or came while runAttention was set:
 // a locked operation sets it when the stream changed under the run (Cork,
-// End, Destroy, Flush, a write that found the stream at its mark). There
-// the owner either carries on, with a new stop, or cuts the run after the
-// chunk in flight, leaving the rest in the buffer as waiting chunks for the
-// locked path.
+// End, Destroy, a write that found the stream at its mark). There the
+// owner either carries on, with a new stop, or ends the run, leaving the
+// chunks not called yet in the buffer for the locked path. A Flush needs
+// no attention: the chunks it waits for include the run's last, whose
+// completion takes the lock.
 //
 // w.runWord:
 //
@@ -178,13 +179,12 @@ func (w *core[T]) runReturnedLocked(idx uint32) (next bool) {
 	s := w.runWord.Load()
 	if s&runPhaseMask == runInCall {
 		// Pending, and only this goroutine moves the word now: its done
-		// waits for the lock, runAttention being set.
+		// waits for the lock, runAttention being set. Its completion
+		// takes the lock too if the run cannot go on now.
 		w.syncRunLocked()
 		stop := idx
 		if w.runOKLocked() {
 			stop = w.runStopLocked(idx)
-		} else {
-			w.cutRunLocked(idx)
 		}
 		w.runWord.Store(runWordOf(idx, runAwaiting, stop))
 		return false
@@ -192,14 +192,6 @@ func (w *core[T]) runReturnedLocked(idx uint32) (next bool) {
 	err := w.runErr
 	w.runErr = nil
 	return w.runStepLocked(idx, err, true)
-}
-
-// cutRunLocked makes chunk idx the run's last: the chunks after it wait
-// in the buffer again.
-func (w *core[T]) cutRunLocked(idx uint32) {
-	n := int(idx-w.runBase) + 1
-	w.inflight -= w.runLen - n
-	w.runLen = n
 }
 
 // runStepLocked settles chunk idx of the run, completed with err (inside
@@ -231,9 +223,6 @@ func (w *core[T]) runStepLocked(idx uint32, err error, sync bool) (next bool) {
 	w.runWord.Store(runWordOf(idx, runNone, 0))
 	clear(w.runItems)
 	w.runItems = w.runItems[:0]
-	if cap(w.runItems) > maxKeptChunks {
-		w.runItems = nil
-	}
 	w.flushDueLocked()
 	return false
 }
