@@ -9,7 +9,8 @@ import "fmt"
 // goroutine for every chunk: settle it, pick the next, begin the call,
 // while producers take the same lock to buffer more. So when such a done
 // finds two or more chunks without callbacks waiting, it claims them all
-// as a run. To the rest of the engine a run is one call in flight holding
+// as a run; so does any pump not bounded by a producer's budget (Uncork,
+// carryOn, End). To the rest of the engine a run is one call in flight holding
 // those entries (w.call is &w.runCall, w.inflight counts them), as a
 // Writev call would. Its chunks then go to the WriteFunc one at a time,
 // each from the done of the one before, with one CAS on w.runWord and no
@@ -91,16 +92,15 @@ func (w *core[T]) runOKLocked() bool {
 	return w.teardown == alive && w.end == open && w.corked == 0 && len(w.flushes) == 0
 }
 
-// startRunLocked claims up to limit waiting chunks as a run, if two or
-// more without a callback are waiting for an idle sink and nothing else
-// needs the lock, and reports whether it did. Their first chunk is then in
-// call.
-func (w *core[T]) startRunLocked(limit int) bool {
+// startRunLocked claims the waiting chunks as a run, if two or more
+// without a callback are waiting for an idle sink and nothing else needs
+// the lock, and reports whether it did. Their first chunk is then in call.
+func (w *core[T]) startRunLocked() bool {
 	if w.call != nil || !w.runsPossible() || !w.runOKLocked() || w.events.Len() > 0 && !w.delivering {
 		return false
 	}
 	k := 0
-	for n := min(w.buf.Len(), limit, maxRunLen); k < n && w.buf.At(k).cb == nil; k++ {
+	for n := min(w.buf.Len(), maxRunLen); k < n && w.buf.At(k).cb == nil; k++ {
 	}
 	if k < 2 {
 		return false
