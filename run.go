@@ -9,8 +9,9 @@ import "fmt"
 // goroutine for every chunk: settle it, pick the next, begin the call,
 // while producers take the same lock to buffer more. So when such a done
 // finds two or more chunks without callbacks waiting, it claims them all
-// as a run; so does any pump not bounded by a producer's budget (Uncork,
-// carryOn, End). To the rest of the engine a run is one call in flight holding
+// as a run. (Only there: started by producers' pumps or carryOn, runs
+// made 64 producers on a synchronous sink 1.15-1.4x slower per write,
+// holding the sink while they waited on the lock.) To the rest of the engine a run is one call in flight holding
 // those entries (w.call is &w.runCall, w.inflight counts them), as a
 // Writev call would. Its chunks then go to the WriteFunc one at a time,
 // each from the done of the one before, with one CAS on w.runWord and no

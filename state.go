@@ -256,11 +256,8 @@ func (w *core[T]) pumpUpTo(mayUnlock bool, budget int) (locked bool) {
 			}
 			return true
 		}
-		// Runs are for the stream's own goroutines and sinks' dones: with
-		// many producers, one that ran a run up to its budget made the
-		// others wait on the lock for the chunks after it (64 producers:
-		// 1.4x the time per write).
-		if budget < 0 && w.startRunLocked() {
+		// Runs are for the goroutines of asynchronous sinks (see run.go).
+		if mayUnlock && w.startRunLocked() {
 			first := w.runBase
 			w.mu.Unlock()
 			if !w.runFrom(first) {
