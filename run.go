@@ -308,7 +308,7 @@ func (d *runDone[T]) complete(err error) {
 			break
 		}
 		if w.runWord.CompareAndSwap(s, runWordOf(idx+1, runInCall, uint32(s>>runStopShift))) {
-			if w.runFrom(idx+1) && w.pump(true) {
+			if w.runFrom(idx+1) && w.pumpAfterDone() {
 				w.deliverHereLocked()
 				w.unlock()
 			}
@@ -348,7 +348,7 @@ func (d *runDone[T]) complete(err error) {
 				return
 			}
 		}
-		if w.pump(true) {
+		if w.pumpAfterDone() {
 			w.deliverHereLocked()
 			w.unlock()
 		}

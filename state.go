@@ -186,7 +186,7 @@ func (c *completion[T]) complete(err error) {
 		}
 		c.settled = true // rather than an atomic store to idle: one less per chunk
 		w.settleLocked(c, err, false)
-		if w.pump(true) {
+		if w.pumpAfterDone() {
 			w.deliverHereLocked()
 			w.unlock()
 		}
@@ -240,10 +240,12 @@ func (w *core[T]) carryOn() {
 	w.unlock()
 }
 
-// pump is pumpLocked. With mayUnlock, when it leaves a call pending and its
-// caller has no event to deliver, it returns false with mu released: on an
-// asynchronous sink's goroutine that saves a lock and unlock per chunk.
-func (w *core[T]) pump(mayUnlock bool) (locked bool) { return w.pumpUpTo(mayUnlock, -1) }
+// pumpAfterDone is pumpLocked on the goroutine of a done that came after
+// its WriteFunc returned, an asynchronous sink's: there it takes waiting
+// chunks as a run (see run.go), and when it leaves a call pending and its
+// caller has no event to deliver, it returns false with mu released, which
+// saves a lock and unlock per call.
+func (w *core[T]) pumpAfterDone() (locked bool) { return w.pumpUpTo(true, -1) }
 
 // pumpUpTo is pump, making at most 1+budget sink calls if budget is not
 // negative; if more could start, it hands them to carryOn.
@@ -261,11 +263,7 @@ func (w *core[T]) pumpUpTo(mayUnlock bool, budget int) (locked bool) {
 			first := w.runBase
 			w.mu.Unlock()
 			if !w.runFrom(first) {
-				if mayUnlock {
-					return false // the pending chunk's done carries on
-				}
-				w.mu.Lock()
-				return true
+				return false // the pending chunk's done carries on
 			}
 			continue
 		}
