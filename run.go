@@ -203,7 +203,9 @@ func (w *core[T]) runStepLocked(idx uint32, err error, sync bool) (next bool) {
 	w.settleRunLocked(pos)
 	failed := err != nil
 	if failed {
-		w.call = nil // the run ends here: the Destroy that follows has no call to interrupt
+		// A failed chunk ends the run, before callResultLocked destroys the
+		// stream: interrupt is for a call still in flight.
+		w.call = nil
 	}
 	e := w.buf.Front()
 	w.length -= e.size
