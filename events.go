@@ -188,6 +188,11 @@ func (w *core[T]) fastHeadLocked() uint64 {
 // fastSlots when nothing else is queued, unless the courier takes them all.
 const fastTakeMin = 1024
 
+// fastTailStep is how many slots delivery frees at once, within a take:
+// claimants of writes with callbacks read fastTail on every write, and each
+// store pulls its line away from them.
+const fastTailStep = 512
+
 // takeFastLocked moves the published callbacks of fastSlots, up to the
 // count upTo and as many as fit, into batch, as counted outcomes, and
 // returns how many it moved.
@@ -199,8 +204,11 @@ func (w *core[T]) takeFastLocked(upTo uint64, batch []event[T]) int {
 		*slot = nil
 	}
 	w.fastTaken += uint64(n)
-	w.fastTail.Store(w.fastTaken) // their slots are free
-	w.pendingCallbacks += n       // counted until they ran, as the others
+	// Their slots are free: in steps, and all of them at the end of a take.
+	if w.fastTaken == upTo || w.fastTaken-w.fastTail.Load() >= fastTailStep {
+		w.fastTail.Store(w.fastTaken)
+	}
+	w.pendingCallbacks += n // counted until they ran, as the others
 	return n
 }
 
@@ -348,6 +356,9 @@ func (w *core[T]) deliverLocked() {
 			}
 		}
 		if next == nil {
+			if w.fastTail.Load() != w.fastTaken {
+				w.fastTail.Store(w.fastTaken) // a take cut short by an event
+			}
 			w.delivering = false
 			returned = true
 			return

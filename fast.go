@@ -390,9 +390,18 @@ func (w *core[T]) unlock() {
 // stops at once, and the next callback published starts another: a writer
 // of one callback every 20 µs then costs its courier 18 % of a core
 // instead of 79 % with two looks.
+//
+// A round holds what was published during the pause before it, so 64 is a
+// writer of about a callback per microsecond. A courier that stops while
+// writes keep coming costs their writer: the next one waits in the
+// writer's run queue until an idle processor's thread wakes up (tens of µs
+// on this machine's VM), and meanwhile fastSlots fills and the writer
+// yields. With 1024 here, a writer of a callback per write restarted its
+// courier every 10 000 to 40 000 writes, and took 1.14-1.19x the time per
+// write (with fastTailStep).
 const (
 	courierPolls     = 64
-	courierBusyRound = fastTakeMin
+	courierBusyRound = 64
 )
 
 // courierPause is how many times the courier yields between two looks.
