@@ -53,6 +53,7 @@ const (
 	fastHasCb    = 1 << 4
 
 	fastSpins    = 64  // loads while another fast write holds the sink
+	fastYields   = 16  // then yields, each followed by one look (see claimFastYielding)
 	fastWriteMax = 512 // the largest Write that may take the fast path
 	// fastFullYields is how many times a write with a callback yields
 	// while fastSlots is full before it takes the locked path.
@@ -122,8 +123,9 @@ func (r *callbackRing) store(i uint64, cb Callback) {
 func fastSlotsBetween(from, to uint64) uint64 { return (to - from) & (fastSlotCount - 1) }
 
 // claimFast tries to claim the sink for a fast write of n bytes without a
-// callback. It returns the word describing the write, or 0 if the fast
-// path is closed or busy, or n does not fit in the word.
+// callback. It returns the word describing the write; or 0 if the fast
+// path is closed or n does not fit in the word; or stillBusy if another
+// fast write held the sink throughout (see claimFastYielding).
 func (w *core[T]) claimFast(n int) uint64 {
 	if n >= w.fastMax {
 		return 0
@@ -146,7 +148,50 @@ func (w *core[T]) claimFast(n int) uint64 {
 			return 0 // closed
 		}
 	}
+	return stillBusy
+}
+
+// stillBusy is what claimFast returns when the sink stayed busy: never a
+// claimed word, which has fastBusy set.
+const stillBusy = fastOpen
+
+// claimFastYielding goes on trying to claim the sink after claimFast found
+// it busy throughout, while the fast write holding it is inside its
+// WriteFunc: it yields the processor before each look, up to fastYields
+// times, and returns the claimed word, or 0 to buffer behind that write.
+//
+// With more producers than processors, taking the lock at once closed the
+// fast path for everyone: the write in flight was adopted and the others
+// buffered behind it, each through the lock, until the buffer emptied
+// (with 64 producers on a synchronous sink, about 1800 writes each time).
+// Yielding lets the producers that share this processor run instead, one
+// of which takes the sink next. A WriteFunc that returned before its done
+// (an asynchronous sink) may hold the sink for any time: that is not
+// waited for.
+func (w *core[T]) claimFastYielding(n int) uint64 {
+	for range fastYields {
+		if !w.heldInCall() {
+			break
+		}
+		runtime.Gosched()
+		v := w.fast.Load()
+		switch v & (fastOpen | fastBusy) {
+		case fastOpen:
+			if claimed := fastClaimed(v, n); w.fast.CompareAndSwap(v, claimed) {
+				return claimed
+			}
+		case fastOpen | fastBusy:
+		default:
+			return 0 // closed
+		}
+	}
 	return 0
+}
+
+// heldInCall reports whether a fast write holds the sink from inside its
+// WriteFunc.
+func (w *core[T]) heldInCall() bool {
+	return w.fast.Load()&(fastOpen|fastBusy|fastReturned) == fastOpen|fastBusy
 }
 
 // claimFastCallback is claimFast for a write with the callback cb, which
@@ -155,7 +200,7 @@ func (w *core[T]) claimFastCallback(n int, cb Callback) uint64 {
 	if n >= w.fastMax {
 		return 0
 	}
-	yields := 0
+	yields, busyYields := 0, 0
 	for spin := 0; spin < fastSpins; spin++ {
 		v := w.fast.Load()
 		switch v & (fastOpen | fastBusy) {
@@ -177,6 +222,11 @@ func (w *core[T]) claimFastCallback(n int, cb Callback) uint64 {
 				return claimed
 			}
 		case fastOpen | fastBusy:
+			if spin == fastSpins-1 && busyYields < fastYields && w.heldInCall() {
+				busyYields++ // as claimFastYielding: a yield, then one look
+				spin = fastSpins - 2
+				runtime.Gosched()
+			}
 		default:
 			return 0 // closed
 		}

@@ -257,7 +257,11 @@ func NewWritable(write WriteFunc, opts Options) *Writable {
 // destroying error, if any).
 func (w *Writable) WriteChunk(chunk []byte, cb Callback) bool {
 	if cb == nil {
-		if v := w.claimFast(len(chunk)); v != 0 {
+		v := w.claimFast(len(chunk))
+		if v == stillBusy {
+			v = w.claimFastYielding(len(chunk))
+		}
+		if v != 0 {
 			return w.writeFast(chunk, v)
 		}
 	} else if v := w.claimFastCallback(len(chunk), cb); v != 0 {
@@ -303,7 +307,11 @@ func writeCopy[S []byte | string](w *Writable, p S) (n int, err error) {
 		return 0, err
 	}
 	if len(p) <= w.fastCopyMax && len(p) < w.fastMax {
-		if v := w.claimFast(len(p)); v != 0 {
+		v := w.claimFast(len(p))
+		if v == stillBusy {
+			v = w.claimFastYielding(len(p))
+		}
+		if v != 0 {
 			// The holder of the claim owns fastCopy, and the sink is done
 			// with it once the previous fast write's done released the claim.
 			if w.fastCopy == nil {

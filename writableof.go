@@ -230,7 +230,11 @@ func (w *WritableOf[T]) WriteChunk(v T, cb Callback) bool {
 		}
 	}
 	if cb == nil {
-		if f := w.claimFast(size); f != 0 {
+		f := w.claimFast(size)
+		if f == stillBusy {
+			f = w.claimFastYielding(size)
+		}
+		if f != 0 {
 			return w.writeFast(v, f)
 		}
 	} else if f := w.claimFastCallback(size, cb); f != 0 {
