@@ -156,9 +156,12 @@ const DefaultHighWaterMark = 16 * 1024
 // other goroutines queued meanwhile only for 15 more sink calls (a budget
 // that keeps the combining of fast sinks); past it the stream's own
 // goroutine carries on, so a slow sink cannot hold one producer hostage to
-// the others' writes. A sink that completes later (done from its own
-// goroutine) makes these calls return at once; Final, Construct and the
-// Destroy hook always run on goroutines of their own.
+// the others' writes. A WriteChunk or Write that finds another goroutine's
+// write inside the WriteFunc spins briefly, then yields the processor
+// (runtime.Gosched) up to 16 times, so that the producers sharing it take
+// their turns, before it buffers its chunk behind that write. A sink that completes later (done from its own goroutine) makes these
+// calls return at once; Final, Construct and the Destroy hook always run
+// on goroutines of their own.
 //
 //	w := stream.NewWritable(func(chunk []byte, done stream.Callback) {
 //		_, err := os.Stdout.Write(chunk)
